@@ -1,0 +1,54 @@
+// tconv — CommandBuffer: an ordered, asynchronous queue of work (MTLCommandBuffer, translated; spec e2).
+// Kernels encode work into it; nothing runs until commit(). Committed work runs in encode order on the
+// device's queue (a worker thread on the CPU, a stream on CUDA). The first failing command sets status()
+// to error and error() to what it threw; the commands after it are skipped. Completion handlers run once,
+// after the last command, whatever the outcome.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tconv/device.hpp"
+#include "tconv/error.hpp"
+
+namespace tconv {
+
+enum class CommandBufferStatus : uint8_t {
+  not_enqueued = 0,  // still accepting encodes
+  committed = 1,     // handed to the queue, running or waiting to run
+  completed = 2,     // every command ran without error
+  error = 3,         // a command failed; see error()
+};
+
+class CommandBuffer {
+ public:
+  explicit CommandBuffer(const Device& device);
+
+  const Device& device() const;
+  CommandBufferStatus status() const;
+  // The failure, once status() == error. Its code and message are those of the command that failed.
+  std::optional<Error> error() const;
+
+  // Appends a command. `work` runs on the queue after commit(); it reports failure by throwing.
+  // Throws Error(invalid_argument) once the buffer is committed.
+  void encode(std::string label, std::function<void()> work);
+  void add_completed_handler(std::function<void(const CommandBuffer&)> handler);
+
+  void commit();
+  // Blocks until the buffer is completed or failed. Does not throw; inspect status()/error().
+  void wait_until_completed() const;
+  // Convenience: wait, then throw the error if there was one.
+  void wait_and_check() const;
+
+  std::string label;
+
+  struct Impl;
+  Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tconv

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: installs what it needs, builds, and runs every test (unit, kernel suite,
+# API, I/O, CLI, the PyTorch oracle). Exit status is non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh build
+cd build
+ctest --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-}
