@@ -1,6 +1,31 @@
-// Build without the CUDA backend: no CUDA algorithms.
+// Build without the CUDA backend: no CUDA algorithms, and every runtime call reports that CUDA is absent.
+#include "cuda/backend.hpp"
 #include "registry/algorithm.hpp"
 
 namespace tconv::registry {
 std::vector<const Algorithm*> cuda_algorithms() { return {}; }
 }  // namespace tconv::registry
+
+namespace tconv::cuda_backend {
+namespace {
+core::Status absent() {
+  return core::fail(ErrorCode::device_unavailable, "this tconv build has no CUDA backend (built without nvcc)");
+}
+}  // namespace
+bool compiled_in() noexcept { return false; }
+int device_count() noexcept { return 0; }
+std::string device_name(int) { return "none"; }
+core::Status malloc_device(int, std::size_t, void**) { return absent(); }
+void free_device(int, void*) noexcept {}
+core::Status memset_device(int, void*, int, std::size_t) { return absent(); }
+core::Status copy_h2d(int, void*, const void*, std::size_t) { return absent(); }
+core::Status copy_d2h(int, void*, const void*, std::size_t) { return absent(); }
+core::Status copy_d2d(int, void*, const void*, std::size_t) { return absent(); }
+core::Status stream_create(int, void**) { return absent(); }
+void stream_destroy(int, void*) noexcept {}
+core::Status stream_synchronize(int, void*) { return absent(); }
+core::Status event_create(int, void**) { return absent(); }
+void event_destroy(int, void*) noexcept {}
+core::Status event_record(int, void*, void*) { return absent(); }
+core::Status stream_wait_event(int, void*, void*) { return absent(); }
+}  // namespace tconv::cuda_backend
