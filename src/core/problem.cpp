@@ -102,7 +102,12 @@ int64_t Problem::macs() const {
   };
   const int64_t th = taps(g.h_in, g.h_out, g.kh, g.stride_h, g.dil_h, g.pad_h);
   const int64_t tw = taps(g.w_in, g.w_out, g.kw, g.stride_w, g.dil_w, g.pad_w);
-  return g.n * th * tw * g.ig() * g.c_out;
+  // validate() bounds each tensor, not this product (it can pass 2^63 for a valid problem, found by
+  // fuzz/fuzz_problem.cpp): saturate instead of overflowing.
+  int64_t m = 1;
+  for (int64_t f : {g.n, th, tw, g.ig(), g.c_out})
+    if (__builtin_mul_overflow(m, f, &m)) return std::numeric_limits<int64_t>::max();
+  return m;
 }
 
 double Problem::flops() const { return 2.0 * static_cast<double>(macs()); }

@@ -24,6 +24,8 @@ struct NpyArray {
 };
 
 NpyArray parse_npy(const uint8_t* bytes, std::size_t size);  // throws Error(format_error)
+// The same, with `source` (e.g. "file 'x.npy'") naming the input in error messages.
+NpyArray parse_npy(const uint8_t* bytes, std::size_t size, const std::string& source);
 NpyArray read_npy(const std::string& path);                  // io_error or format_error
 std::vector<uint8_t> serialize_npy(NpyType type, const std::vector<int64_t>& shape, const void* data);
 void write_npy(const std::string& path, NpyType type, const std::vector<int64_t>& shape, const void* data);

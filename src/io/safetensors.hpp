@@ -27,6 +27,8 @@ std::vector<uint8_t> serialize_safetensors(const SafetensorsFile& f);
 // Checks everything before trusting it: header length within the file, valid JSON, known dtypes, shapes
 // whose byte sizes match their offsets, offsets inside the data section, no overlaps. Error(format_error).
 SafetensorsFile parse_safetensors(const uint8_t* bytes, std::size_t size);
+// The same, with `source` (e.g. "file 'w.safetensors'") naming the input in error messages.
+SafetensorsFile parse_safetensors(const uint8_t* bytes, std::size_t size, const std::string& source);
 SafetensorsFile read_safetensors(const std::string& path);  // io_error or format_error
 void write_safetensors(const std::string& path, const SafetensorsFile& f);  // atomic
 
