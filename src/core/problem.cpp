@@ -1,6 +1,7 @@
 // Canonical problem: validation, sizes and FLOP counts. See problem.hpp for the definition.
 #include "core/problem.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <sstream>
 
@@ -91,13 +92,17 @@ Status validate(const Problem& p) {
 
 int64_t Problem::macs() const {
   // Every (src pixel, kernel tap) pair that lands inside dst contributes Ig·c_out MACs. Count exactly.
+  // For each kernel tap q, the source positions i with 0 <= i·s − pad + d·(k−1−q) < out form one interval:
+  // count it in closed form (O(k), so a huge but valid extent cannot turn this into a long loop).
   auto taps = [](int64_t in, int64_t out, int64_t k, int64_t s, int64_t d, int64_t pad) {
+    auto floor_div = [](int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); };
     int64_t t = 0;
-    for (int64_t i = 0; i < in; ++i)
-      for (int64_t q = 0; q < k; ++q) {
-        const int64_t o = i * s - pad + d * (k - 1 - q);
-        t += (o >= 0 && o < out);
-      }
+    for (int64_t q = 0; q < k; ++q) {
+      const int64_t shift = d * (k - 1 - q) - pad;  // o = i·s + shift
+      const int64_t lo = std::max<int64_t>(0, -floor_div(shift, s));                 // ceil(−shift/s)
+      const int64_t hi = std::min<int64_t>(in - 1, floor_div(out - 1 - shift, s));
+      if (hi >= lo) t += hi - lo + 1;
+    }
     return t;
   };
   const int64_t th = taps(g.h_in, g.h_out, g.kh, g.stride_h, g.dil_h, g.pad_h);
