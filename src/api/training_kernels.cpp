@@ -1,0 +1,143 @@
+// Neuron kernels and the MSE loss kernel of the object API (include/tconv/neuron.hpp, loss.hpp): argument
+// checks at encode time, then one command that runs the element-wise engine math of core/pointwise on host
+// views of the images.
+#include <cmath>
+#include <utility>
+
+#include "api/training_common.hpp"
+#include "core/pointwise.hpp"
+#include "tconv/loss.hpp"
+#include "tconv/neuron.hpp"
+
+namespace tconv {
+namespace {
+
+using train::invalid;
+
+void require_known(const NeuronDescriptor& n, const char* kernel) {
+  if (static_cast<uint8_t>(n.type) > static_cast<uint8_t>(NeuronType::gelu))
+    invalid(kernel, ": unknown neuron type ", static_cast<int>(n.type));
+}
+
+void require_device(const CommandBuffer& cb, const Device& device, const char* kernel) {
+  if (!(cb.device() == device))
+    invalid(kernel, ": the command buffer belongs to ", cb.device().name(), ", the kernel to ", device.name());
+}
+
+core::ConstArray const_array(train::HostImage& h, const Image& i) { return {h.data(), i.data_type()}; }
+core::MutArray mut_array(train::HostImage& h, const Image& i) { return {h.data(), i.data_type()}; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- NeuronKernel
+
+NeuronKernel::NeuronKernel(const Device& device, const NeuronDescriptor& neuron) : device_(device), neuron_(neuron) {
+  require_known(neuron, "NeuronKernel");
+}
+
+void NeuronKernel::encode(CommandBuffer& cb, const Image& source, const Image& destination) const {
+  constexpr const char* k = "NeuronKernel";
+  require_device(cb, device_, k);
+  train::require_image(source, k, "source");
+  train::require_image(destination, k, "destination");
+  train::require_same_shape(source, "source", destination, "destination", k);
+  train::require_alias_ok(source, "source", destination, "destination", k);
+  cb.encode(k, [n = neuron_, source, destination, device = device_]() {
+    train::HostImage x(source, false), y(destination, true);
+    core::neuron_forward(n, const_array(x, source), mut_array(y, destination), source.element_count(),
+                         device.num_threads());
+    y.finish();
+  });
+}
+
+Image NeuronKernel::encode(CommandBuffer& cb, const Image& source) const {
+  train::require_image(source, "NeuronKernel", "source");
+  Image destination(device_, source.descriptor());
+  encode(cb, source, destination);
+  return destination;
+}
+
+// ---------------------------------------------------------------- NeuronGradient
+
+NeuronGradient::NeuronGradient(const Device& device, const NeuronDescriptor& neuron)
+    : device_(device), neuron_(neuron) {
+  require_known(neuron, "NeuronGradient");
+}
+
+void NeuronGradient::encode(CommandBuffer& cb, const Image& gy, const Image& x, const Image& gx) const {
+  constexpr const char* k = "NeuronGradient";
+  require_device(cb, device_, k);
+  train::require_image(gy, k, "source gradient");
+  train::require_image(x, k, "source");
+  train::require_image(gx, k, "destination gradient");
+  train::require_same_shape(gy, "source gradient", x, "source", k);
+  train::require_same_shape(gy, "source gradient", gx, "destination gradient", k);
+  train::require_alias_ok(gy, "source gradient", gx, "destination gradient", k);
+  train::require_alias_ok(x, "source", gx, "destination gradient", k);
+  cb.encode(k, [n = neuron_, gy, x, gx, device = device_]() {
+    train::HostImage hgy(gy, false), hx(x, false), hgx(gx, true);
+    core::neuron_gradient(n, const_array(hgy, gy), const_array(hx, x), mut_array(hgx, gx), gy.element_count(),
+                          device.num_threads());
+    hgx.finish();
+  });
+}
+
+Image NeuronGradient::encode(CommandBuffer& cb, const Image& gy, const Image& x) const {
+  train::require_image(gy, "NeuronGradient", "source gradient");
+  Image gx(device_, gy.descriptor());
+  encode(cb, gy, x, gx);
+  return gx;
+}
+
+// ---------------------------------------------------------------- MSELoss
+
+MSELoss::MSELoss(const Device& device, const MSELossDescriptor& descriptor) : device_(device), desc_(descriptor) {
+  if (!std::isfinite(descriptor.weight)) invalid("MSELoss: weight must be finite, got ", descriptor.weight);
+}
+
+namespace {
+void check_pair(const Image& p, const Image& t) {
+  train::require_image(p, "MSELoss", "predictions");
+  train::require_image(t, "MSELoss", "targets");
+  train::require_same_shape(p, "predictions", t, "targets", "MSELoss");
+}
+}  // namespace
+
+void MSELoss::encode_forward(CommandBuffer& cb, const Image& p, const Image& t, Buffer loss,
+                             std::size_t offset) const {
+  require_device(cb, device_, "MSELoss");
+  check_pair(p, t);
+  const train::FloatRange out = train::float_range_of(loss, offset, 1, "MSELoss: loss buffer");
+  cb.encode("MSELoss forward", [p, t, out, w = static_cast<double>(desc_.weight), device = device_]() {
+    train::HostImage hp(p, false), ht(t, false);
+    train::HostFloats result(out, true);
+    const double value = core::mse_loss(const_array(hp, p), const_array(ht, t), p.element_count(), w,
+                                        device.num_threads());
+    result.data()[0] = static_cast<float>(value);
+    result.finish();
+  });
+}
+
+void MSELoss::encode_gradient(CommandBuffer& cb, const Image& p, const Image& t, const Image& g) const {
+  require_device(cb, device_, "MSELoss");
+  check_pair(p, t);
+  train::require_image(g, "MSELoss", "gradient");
+  train::require_same_shape(p, "predictions", g, "gradient", "MSELoss");
+  train::require_alias_ok(p, "predictions", g, "gradient", "MSELoss");
+  train::require_alias_ok(t, "targets", g, "gradient", "MSELoss");
+  cb.encode("MSELoss gradient", [p, t, g, w = static_cast<double>(desc_.weight), device = device_]() {
+    train::HostImage hp(p, false), ht(t, false), hg(g, true);
+    core::mse_loss_gradient(const_array(hp, p), const_array(ht, t), mut_array(hg, g), p.element_count(), w,
+                            device.num_threads());
+    hg.finish();
+  });
+}
+
+Image MSELoss::encode_gradient(CommandBuffer& cb, const Image& p, const Image& t) const {
+  train::require_image(p, "MSELoss", "predictions");
+  Image g(device_, p.descriptor());
+  encode_gradient(cb, p, t, g);
+  return g;
+}
+
+}  // namespace tconv
