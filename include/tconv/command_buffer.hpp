@@ -37,7 +37,8 @@ class CommandBuffer {
   void add_completed_handler(std::function<void(const CommandBuffer&)> handler);
 
   void commit();
-  // Blocks until the buffer is completed or failed. Does not throw; inspect status()/error().
+  // Blocks until the buffer is completed or failed and its completion handlers ran. Does not throw; inspect
+  // status()/error(). Returns at once for a buffer never committed, or when called from its own handler.
   void wait_until_completed() const;
   // Convenience: wait, then throw the error if there was one.
   void wait_and_check() const;

@@ -1,0 +1,343 @@
+// Convolution and ConvolutionGradient (MPSCNNConvolution / MPSCNNConvolutionGradient), for the auto-encoder
+// pairing of spec a.5.5 B. The plain convolution is run as canonical transposed-convolution problems through
+// core/direction.hpp (conv fwd = transpose bwd_data, conv dX = transpose fwd, conv dW = transpose
+// bwd_weights with the weights rotated and their channels swapped); its bias, fused neuron and bias gradient
+// are applied here since the mapping leaves them out. MPS offset → PyTorch padding: pad = h − offset.
+#include "tconv/convolution.hpp"
+
+#include <algorithm>
+
+#include "api/internal.hpp"
+#include "core/direction.hpp"
+#include "core/dtype.hpp"
+#include "core/mps_geometry.hpp"
+#include "core/neuron.hpp"
+
+namespace tconv {
+
+namespace {
+
+constexpr const char* kConv = "Convolution";
+constexpr const char* kGrad = "ConvolutionGradient";
+
+core::ConvGeometry base_geometry(const ConvolutionDescriptor& d) {
+  core::ConvGeometry c;
+  c.c_in = d.input_feature_channels;
+  c.c_out = d.output_feature_channels;
+  c.groups = d.effective_groups();
+  c.kh = d.kernel_height;
+  c.kw = d.kernel_width;
+  c.stride_h = d.stride_y;
+  c.stride_w = d.stride_x;
+  c.dil_h = d.dilation_y;
+  c.dil_w = d.dilation_x;
+  return c;
+}
+
+std::shared_ptr<std::vector<float>> to_transpose_layout(const core::ConvGeometry& c, const std::vector<float>& wc) {
+  auto wt = std::make_shared<std::vector<float>>(wc.size());
+  core::conv_weights_to_transpose(c, wc.data(), wt->data());
+  return wt;
+}
+
+void encode_conv_forward(const std::shared_ptr<Convolution::Impl>& kp, CommandBuffer& cb, const Image& src,
+                         const Image& dst) {
+  Convolution::Impl& k = *kp;
+  const ConvolutionDescriptor& d = k.desc;
+  const KernelProperties& p = k.props;
+  if (src.empty() || dst.empty()) api::throw_invalid(kConv, ": source and destination images must not be empty");
+  api::require_same_device(k.device, src.device(), "the source image");
+  api::require_same_device(k.device, dst.device(), "the destination image");
+  api::require_same_device(k.device, cb.device(), "the command buffer");
+  api::require_not_aliased(dst, src, "destination", "source");
+  if (src.data_type() != dst.data_type())
+    api::throw_unsupported(kConv, ": source and destination images must have one data type");
+  api::require_zero_edge(p.edge_mode, kConv, "the");
+  if (p.kernel_offset_x != 0 || p.kernel_offset_y != 0)
+    api::throw_invalid(kConv, ": kernel offsets (", p.kernel_offset_x, ",", p.kernel_offset_y, ") must be 0 on a convolution");
+  api::require_channels(src, "source", p.source_feature_channel_offset, p.source_feature_channel_max_count,
+                        d.input_feature_channels);
+  api::require_channels(dst, "destination", p.destination_feature_channel_offset, all_channels, d.output_feature_channels);
+  const Region& c = p.clip_rect;
+  const int64_t x0 = std::max<int64_t>(c.x, 0), y0 = std::max<int64_t>(c.y, 0);
+  const int64_t x1 = std::min<int64_t>(c.x + c.width, dst.width()), y1 = std::min<int64_t>(c.y + c.height, dst.height());
+  if (x1 <= x0 || y1 <= y0) api::throw_invalid(kConv, ": clip rectangle does not intersect the destination");
+  if (c.z < 0 || c.z >= dst.number_of_images() || p.offset.z < 0 || p.offset.z >= src.number_of_images() || c.depth <= 0)
+    api::throw_invalid(kConv, ": image origins clip.z ", c.z, " / offset.z ", p.offset.z, " are outside the images");
+  core::ConvGeometry g = base_geometry(d);
+  g.n = std::min({c.depth, dst.number_of_images() - c.z, src.number_of_images() - p.offset.z});
+  g.h_in = src.height();
+  g.w_in = src.width();
+  g.h_out = y1 - y0;
+  g.w_out = x1 - x0;
+  g.pad_h = core::mps::conv_canonical_pad(p.offset.y + d.stride_y * (y0 - c.y), d.kernel_height, d.dilation_y);
+  g.pad_w = core::mps::conv_canonical_pad(p.offset.x + d.stride_x * (x0 - c.x), d.kernel_width, d.dilation_x);
+  const core::Problem prob = core::conv_as_transpose(g, core::ConvDirection::fwd, {src.data_type(), p.precision, false});
+  std::shared_ptr<WeightStore> w = api::snapshot(k.mu, k.weights);
+  auto wt = to_transpose_layout(g, w->weights);
+  const core::TensorView xv = api::image_view(src, p.offset.z, 0, 0, p.source_feature_channel_offset);
+  const core::TensorView yv = api::image_view(dst, c.z, y0, x0, p.destination_feature_channel_offset);
+  api::BoundProblem bp = api::bind(k.device, prob, core::conv_args(core::ConvDirection::fwd, xv, yv, wt->data(), nullptr),
+                                   p.algorithm, p.allow_nondeterministic);
+  const NeuronDescriptor neuron = d.fused_neuron;
+  const bool half = p.accumulator_precision == AccumulatorPrecision::half;
+  const DataType t = dst.data_type();
+  Device dev = k.device;
+  cb.encode(k.label.empty() ? std::string(kConv) : k.label, [bp, w, wt, src, dst, g, yv, neuron, half, t, dev] {
+    api::run_bound(dev, bp);
+    if (!w->has_bias && neuron.type == NeuronType::none && !half) return;
+    api::on_host(dst, yv, [&](const core::TensorView& v) {
+      for (int64_t n = 0; n < g.n; ++n)
+        for (int64_t y = 0; y < g.h_out; ++y)
+          for (int64_t x = 0; x < g.w_out; ++x)
+            for (int64_t o = 0; o < g.c_out; ++o) {
+              const int64_t i = n * v.sn + y * v.sh + x * v.sw + o;
+              const float val = core::load_as_f32(v.data, i, t) + (w->has_bias ? w->biases[o] : 0.0f);
+              core::store_from_f32(v.data, i, t, core::neuron_apply(neuron, val));
+            }
+      if (half) api::round_view_through_f16(v, t, g.n, g.h_out, g.w_out, g.c_out);
+    });
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Convolution
+
+Convolution::Convolution(const Device& device, std::shared_ptr<ConvolutionDataSource> ds) {
+  if (!ds) api::throw_invalid(kConv, ": the data source is null");
+  auto k = std::make_shared<Impl>();
+  k->device = device;
+  k->desc = ds->descriptor();
+  k->desc.validate();
+  if (k->desc.sub_pixel_scale_factor != 1)
+    api::throw_unsupported(kConv, ": sub-pixel scale factor ", k->desc.sub_pixel_scale_factor, " is not implemented");
+  api::check_data_source(*ds, kConv);
+  k->storage = api::storage_type_of(*ds);
+  k->weights = std::make_shared<WeightStore>(api::load_weights(*ds, k->desc, k->storage, true));
+  k->label = ds->label();
+  k->data_source = std::move(ds);
+  impl_ = std::move(k);
+}
+
+Convolution::Impl& Convolution::impl() const {
+  if (!impl_) api::throw_invalid("use of a null Convolution");
+  return *impl_;
+}
+const Device& Convolution::device() const { return impl().device; }
+int64_t Convolution::input_feature_channels() const { return impl().desc.input_feature_channels; }
+int64_t Convolution::output_feature_channels() const { return impl().desc.output_feature_channels; }
+int64_t Convolution::groups() const { return impl().desc.effective_groups(); }
+const ConvolutionDescriptor& Convolution::descriptor() const { return impl().desc; }
+std::shared_ptr<ConvolutionDataSource> Convolution::data_source() const { return impl().data_source; }
+KernelProperties& Convolution::properties() { return impl().props; }
+const KernelProperties& Convolution::properties() const { return impl().props; }
+
+ImageDescriptor Convolution::destination_image_descriptor(const Image& src) {
+  Impl& k = impl();
+  if (src.empty()) api::throw_invalid(kConv, ": sizing needs a source image");
+  const ConvolutionDescriptor& d = k.desc;
+  const auto ax = core::mps::conv_size_by_padding_policy(src.width(), d.kernel_width, d.stride_x, d.dilation_x, k.props.padding, false);
+  const auto ay = core::mps::conv_size_by_padding_policy(src.height(), d.kernel_height, d.stride_y, d.dilation_y, k.props.padding, true);
+  if (ax.out_size <= 0 || ay.out_size <= 0)
+    api::throw_invalid(kConv, ": a ", src.width(), "x", src.height(), " source is smaller than the ", d.kernel_width, "x",
+                       d.kernel_height, " window under padding policy ", k.props.padding);
+  if ((k.props.padding & padding::custom) == 0) {
+    k.props.offset.x = ax.offset;
+    k.props.offset.y = ay.offset;
+  }
+  return ImageDescriptor{ax.out_size, ay.out_size, d.output_feature_channels, src.number_of_images(), src.data_type()};
+}
+
+Image Convolution::encode(CommandBuffer& cb, const Image& src) {
+  Image dst(impl().device, destination_image_descriptor(src));
+  encode_conv_forward(impl_, cb, src, dst);
+  return dst;
+}
+
+void Convolution::encode(CommandBuffer& cb, const Image& src, Image& dst) {
+  impl();
+  encode_conv_forward(impl_, cb, src, dst);
+}
+
+ConvolutionGradientState Convolution::result_state(const Image& src, const Image& dst) {
+  Impl& k = impl();
+  if (src.empty()) api::throw_invalid(kConv, ": result state needs the source image");
+  if (k.data_source && k.data_source->data_type() == DataType::uint8)
+    api::throw_invalid(kConv, ": uint8 weights are for inference only; a training state cannot be made (e8)");
+  auto s = new_gradient_state_impl(k.device, k.desc, false);
+  ForwardRecord& r = s->record;
+  const ConvolutionDescriptor& d = k.desc;
+  r.kernel_width = d.kernel_width;
+  r.kernel_height = d.kernel_height;
+  r.stride_x = d.stride_x;
+  r.stride_y = d.stride_y;
+  r.dilation_x = d.dilation_x;
+  r.dilation_y = d.dilation_y;
+  r.input_feature_channels = d.input_feature_channels;
+  r.output_feature_channels = d.output_feature_channels;
+  r.groups = d.effective_groups();
+  r.offset = k.props.offset;
+  r.total_offset_x = k.props.offset.x;  // a convolution's own offset (a.5.5 B reads it)
+  r.total_offset_y = k.props.offset.y;
+  r.clip_rect = k.props.clip_rect;
+  r.edge_mode = k.props.edge_mode;
+  r.source_width = src.width();
+  r.source_height = src.height();
+  r.source_feature_channels = src.feature_channels();
+  if (!dst.empty()) {
+    r.destination_width = dst.width();
+    r.destination_height = dst.height();
+  }
+  s->conv = impl_;
+  return StateAccess::make_gradient(std::move(s));
+}
+
+Image Convolution::encode(CommandBuffer& cb, const Image& src, ConvolutionGradientState& state, bool temporary) {
+  Image dst(impl().device, destination_image_descriptor(src));
+  ConvolutionGradientState s = result_state(src, dst);
+  StateAccess::gradient(s).temporary = temporary;
+  encode_conv_forward(impl_, cb, src, dst);
+  state = s;
+  return dst;
+}
+
+void Convolution::reload_weights_and_biases_from_data_source() {
+  Impl& k = impl();
+  auto fresh = std::make_shared<WeightStore>(api::load_weights(*k.data_source, k.desc, k.storage, true));
+  std::lock_guard<std::mutex> lock(k.mu);
+  k.weights = std::move(fresh);
+}
+
+std::vector<float> Convolution::current_weights() const { return api::snapshot(impl().mu, impl().weights)->weights; }
+
+// ---------------------------------------------------------------- ConvolutionGradient
+
+ConvolutionGradient::ConvolutionGradient(const Device& device, std::shared_ptr<ConvolutionDataSource> ds) {
+  if (!ds) api::throw_invalid(kGrad, ": the data source is null");
+  auto k = std::make_shared<Impl>();
+  k->device = device;
+  k->desc = ds->descriptor();
+  api::validate_for_gradient(*ds, k->desc, kGrad);
+  k->storage = api::storage_type_of(*ds);
+  k->weights = std::make_shared<WeightStore>(api::load_weights(*ds, k->desc, k->storage, false));
+  k->data_source = std::move(ds);
+  impl_ = std::move(k);
+}
+
+ConvolutionGradient::Impl& ConvolutionGradient::impl() const {
+  if (!impl_) api::throw_invalid("use of a null ConvolutionGradient");
+  return *impl_;
+}
+const Device& ConvolutionGradient::device() const { return impl().device; }
+GradientOption ConvolutionGradient::gradient_option() const { return impl().option; }
+void ConvolutionGradient::set_gradient_option(GradientOption o) {
+  const uint32_t v = static_cast<uint32_t>(o);
+  if (v < 1 || v > 3) api::throw_invalid(kGrad, ": gradient option ", v, " is not 1, 2 or 3");
+  impl().option = o;
+}
+const ConvolutionDescriptor& ConvolutionGradient::descriptor() const { return impl().desc; }
+
+Image ConvolutionGradient::encode(CommandBuffer& cb, const Image& gy, const Image& x, const ConvolutionGradientState& state) {
+  if (!state) api::throw_invalid(kGrad, ": the gradient state is null");
+  Image dst;
+  if (has_data(impl().option)) {
+    if (gy.empty()) api::throw_invalid(kGrad, ": the source gradient image is empty");
+    dst = Image(impl().device, ImageDescriptor{state.source_width(), state.source_height(),
+                                               impl().desc.input_feature_channels, gy.number_of_images(), gy.data_type()});
+  }
+  encode(cb, gy, x, state, dst);
+  return dst;
+}
+
+void ConvolutionGradient::encode(CommandBuffer& cb, const Image& gy, const Image& x, const ConvolutionGradientState& state,
+                                 Image& dst) {
+  Impl& k = impl();
+  const ConvolutionDescriptor& d = k.desc;
+  if (gy.empty() || x.empty()) api::throw_invalid(kGrad, ": source gradient and source images must not be empty");
+  if (!state) api::throw_invalid(kGrad, ": the gradient state is null");
+  GradientStateImpl& st = StateAccess::gradient(state);
+  if (dynamic_cast<TransposeGradientStateImpl*>(&st) != nullptr)
+    api::throw_invalid(kGrad, ": the state was made by a ConvolutionTranspose; use ConvolutionTransposeGradient");
+  if (st.descriptor.weight_elements() != d.weight_elements() || st.descriptor.kernel_width != d.kernel_width ||
+      st.descriptor.kernel_height != d.kernel_height || st.descriptor.output_feature_channels != d.output_feature_channels)
+    api::throw_invalid(kGrad, ": the state belongs to a ", st.descriptor.describe(), " kernel; this kernel is ", d.describe());
+  api::require_same_device(k.device, cb.device(), "the command buffer");
+  api::require_same_device(k.device, gy.device(), "the source gradient image");
+  api::require_same_device(k.device, x.device(), "the source image");
+  if (gy.data_type() != x.data_type()) api::throw_unsupported(kGrad, ": gY and X must have one data type");
+  api::require_channels(gy, "source gradient", 0, all_channels, d.output_feature_channels);
+  api::require_channels(x, "source", 0, all_channels, d.input_feature_channels);
+  const ForwardRecord& r = st.record;
+  core::ConvGeometry g = base_geometry(d);
+  g.n = std::min(gy.number_of_images(), x.number_of_images());
+  g.h_out = gy.height();
+  g.w_out = gy.width();
+  g.pad_h = core::mps::conv_canonical_pad(r.total_offset_y, d.kernel_height, d.dilation_y);
+  g.pad_w = core::mps::conv_canonical_pad(r.total_offset_x, d.kernel_width, d.dilation_x);
+  std::shared_ptr<WeightStore> w = api::snapshot(k.mu, k.weights);
+  std::vector<api::BoundProblem> work;
+  std::shared_ptr<std::vector<float>> wt, dwt;
+  const core::TensorView gyv = api::image_view(gy, 0, 0, 0, 0);
+  if (has_data(k.option)) {
+    if (dst.empty()) api::throw_invalid(kGrad, ": gradient option includes data but the destination is empty");
+    api::require_not_aliased(dst, gy, "destination gradient", "source gradient");
+    api::require_not_aliased(dst, x, "destination gradient", "source");
+    api::require_channels(dst, "destination gradient", 0, all_channels, d.input_feature_channels);
+    if (dst.data_type() != gy.data_type()) api::throw_unsupported(kGrad, ": dX and gY must have one data type");
+    core::ConvGeometry gd = g;
+    gd.n = std::min(g.n, dst.number_of_images());
+    gd.h_in = dst.height();
+    gd.w_in = dst.width();
+    wt = to_transpose_layout(gd, w->weights);
+    const core::Problem prob = core::conv_as_transpose(gd, core::ConvDirection::bwd_data, {gy.data_type(), k.precision, false});
+    work.push_back(api::bind(k.device, prob,
+                             core::conv_args(core::ConvDirection::bwd_data, api::image_view(dst, 0, 0, 0, 0), gyv,
+                                             wt->data(), nullptr),
+                             {}, false));
+  }
+  bool accumulate = false;
+  if (has_weights(k.option)) {
+    core::ConvGeometry gw = g;
+    gw.h_in = x.height();
+    gw.w_in = x.width();
+    dwt = std::make_shared<std::vector<float>>(static_cast<std::size_t>(d.weight_elements()));
+    const core::Problem prob = core::conv_as_transpose(gw, core::ConvDirection::bwd_weights, {gy.data_type(), k.precision, false});
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      accumulate = st.initialised;  // e4
+      st.initialised = true;
+    }
+    work.push_back(api::bind(k.device, prob,
+                             core::conv_args(core::ConvDirection::bwd_weights, api::image_view(x, 0, 0, 0, 0), gyv,
+                                             nullptr, dwt->data()),
+                             {}, false));
+    work.back().diff_wei_on_host = true;
+  }
+  const bool want_weights = has_weights(k.option);
+  const DataType t = gy.data_type();
+  Device dev = k.device;
+  cb.encode(kGrad, [work, w, wt, dwt, gy, x, dst, state, g, gyv, t, accumulate, want_weights, dev] {
+    for (const api::BoundProblem& b : work) api::run_bound(dev, b);
+    if (!want_weights) return;
+    Buffer gwb = state.gradient_for_weights(), gbb = state.gradient_for_biases();
+    std::vector<float> gw(gwb.length() / 4), gb(gbb.length() / 4);
+    gwb.copy_to_host(gw.data(), gwb.length());
+    gbb.copy_to_host(gb.data(), gbb.length());
+    std::vector<float> wc(dwt->size());
+    core::transpose_weights_to_conv(g, dwt->data(), wc.data());
+    for (std::size_t i = 0; i < wc.size(); ++i) gw[i] = accumulate ? gw[i] + wc[i] : wc[i];
+    api::on_host(gy, gyv, [&](const core::TensorView& v) { core::conv_bias_gradient(g, v, t, gb.data(), accumulate); });
+    gwb.copy_from_host(gw.data(), gwb.length());
+    gbb.copy_from_host(gb.data(), gbb.length());
+  });
+}
+
+void ConvolutionGradient::reload_weights_and_biases_from_data_source() {
+  Impl& k = impl();
+  auto fresh = std::make_shared<WeightStore>(api::load_weights(*k.data_source, k.desc, k.storage, false));
+  std::lock_guard<std::mutex> lock(k.mu);
+  k.weights = std::move(fresh);
+}
+
+}  // namespace tconv

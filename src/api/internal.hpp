@@ -1,0 +1,283 @@
+// The object API's private definitions: the Impl structs behind the public handles, and the helpers every
+// kernel shares (weight loading from a data source, image views, running a canonical problem).
+// Only src/api includes this file.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/problem.hpp"
+#include "core/status.hpp"
+#include "registry/algorithm.hpp"
+#include "tconv/buffer.hpp"
+#include "tconv/command_buffer.hpp"
+#include "tconv/convolution.hpp"
+#include "tconv/convolution_transpose.hpp"
+#include "tconv/convolution_transpose_gradient.hpp"
+#include "tconv/data_source.hpp"
+#include "tconv/device.hpp"
+#include "tconv/image.hpp"
+#include "tconv/state.hpp"
+#include "io/coder.hpp"
+
+namespace tconv {
+
+// ---------------------------------------------------------------- device, buffer, command buffer
+
+// The queue a device's command buffers run on: one worker thread, jobs in commit order. Kept apart from
+// the Context and shared with the worker, so that the last Context reference may be dropped on the
+// worker itself (the worker then finishes its loop on the still-alive queue).
+struct WorkQueue {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> jobs;
+  bool stop = false;
+};
+
+struct Device::Context {
+  DeviceKind kind = DeviceKind::cpu;
+  int ordinal = 0;
+  int threads = 1;
+  std::mutex mu;  // guards the lazy start of the worker and `threads`
+  std::shared_ptr<WorkQueue> queue = std::make_shared<WorkQueue>();
+  std::thread worker;
+  ~Context();
+  void submit(std::function<void()> job);
+};
+
+struct Buffer::Impl {
+  Device device;
+  std::size_t length = 0;
+  std::unique_ptr<uint8_t[]> host;  // CPU memory
+  void* device_memory = nullptr;    // CUDA memory (contents() is null then)
+  ~Impl();
+};
+
+struct CommandBuffer::Impl {
+  Device device;
+  mutable std::mutex mu;
+  mutable std::condition_variable cv;
+  CommandBufferStatus status = CommandBufferStatus::not_enqueued;
+  std::optional<Error> error;
+  std::vector<std::pair<std::string, std::function<void()>>> commands;
+  std::vector<std::function<void(const CommandBuffer&)>> handlers;
+  bool handlers_done = false;  // set after the completion handlers ran: waiters are released then
+  std::thread::id runner;      // the worker running this buffer (a handler that waits must not block)
+};
+
+namespace api {
+
+// ---------------------------------------------------------------- errors
+
+// Builds a message from streamable parts: fail_invalid("kernel width ", k, " must be positive").
+template <class... T>
+std::string cat(const T&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return os.str();
+}
+template <class... T>
+[[noreturn]] void throw_invalid(const T&... parts) {
+  throw Error(ErrorCode::invalid_argument, cat(parts...));
+}
+template <class... T>
+[[noreturn]] void throw_unsupported(const T&... parts) {
+  throw Error(ErrorCode::unsupported, cat(parts...));
+}
+
+// ---------------------------------------------------------------- weights
+
+// Weights as a kernel keeps them: float32 OHWI (already rounded to the storage precision), biases Nout.
+struct WeightStore {
+  std::vector<float> weights;
+  std::vector<float> biases;  // Nout values (zeros when the data source has none)
+  bool has_bias = false;
+};
+
+// Internal weight precision requested by a data source (e7): float32 (no rounding), float16 or bfloat16.
+DataType storage_type_of(const ConvolutionDataSource& ds);
+// Rounds float32 values to the storage type in place (no-op for float32).
+void round_to_storage(std::vector<float>& w, DataType storage);
+// load → copy → purge; converts float16/bfloat16/uint8 (with its quantisation) to float32, rounds to
+// `storage`, and folds batch norm when `fold` is set. Throws invalid_argument when load() fails or the
+// weights/biases pointers are null after load().
+WeightStore load_weights(ConvolutionDataSource& ds, const ConvolutionDescriptor& desc, DataType storage, bool fold);
+// Checks the data-source answers kernels depend on (layout, kernel_weights_data_type vs data_type).
+void check_data_source(const ConvolutionDataSource& ds, const char* kernel_name);
+
+// ---------------------------------------------------------------- images and running
+
+// Byte pointer to element (n, y, x, c) of an image and its NHWC strides in elements.
+core::TensorView image_view(const Image& img, int64_t n, int64_t y, int64_t x, int64_t c);
+void* device_pointer_of(const Image& img);
+
+// A problem bound to its algorithm, ready to run on the queue.
+struct BoundProblem {
+  core::Problem problem;
+  core::Args args;
+  const registry::Algorithm* algorithm = nullptr;
+  bool diff_wei_on_host = false;  // CUDA: diff_wei points to host memory (staged through the device)
+};
+// Validates the problem and chooses an algorithm now (encode time), so that errors reach the caller.
+BoundProblem bind(const Device& device, const core::Problem& p, const core::Args& a, const std::string& forced,
+                  bool allow_nondeterministic);
+// Runs a bound problem on the device (called from the queue). Throws Error on failure.
+void run_bound(const Device& device, const BoundProblem& b);
+
+// Runs f on a host-addressable version of view v of img (the view itself on the CPU; a staged copy of the
+// image, written back afterwards, for device-only memory).
+void on_host(const Image& img, const core::TensorView& v, const std::function<void(const core::TensorView&)>& f);
+// Rounds every element of a view through float16 (accumulator precision half on float32 images).
+void round_view_through_f16(const core::TensorView& v, DataType t, int64_t n, int64_t h, int64_t w, int64_t c);
+
+// Common channel/size checks, all with messages naming the values.
+void require_same_device(const Device& a, const Device& b, const char* what);
+void require_not_aliased(const Image& a, const Image& b, const char* a_name, const char* b_name);
+// Channels available in an image from `offset` with `max_count`, checked against `needed`.
+void require_channels(const Image& img, const char* role, int64_t offset, uint64_t max_count, int64_t needed);
+void require_zero_edge(EdgeMode m, const char* kernel, const char* which);
+
+// ---------------------------------------------------------------- states
+
+struct StateImplBase {
+  virtual ~StateImplBase() = default;
+  bool temporary = false;
+  std::string label;
+  std::vector<Buffer> resources;  // resource(at:) order
+};
+
+}  // namespace api
+
+using api::WeightStore;
+
+struct State::Impl : api::StateImplBase {};
+
+struct WeightsStateImpl : State::Impl {
+  Buffer weights, biases;
+  std::size_t weights_offset = 0, biases_offset = 0;
+  int64_t weight_count = 0, bias_count = 0;
+};
+
+struct GradientStateImpl : State::Impl {
+  Buffer grad_weights, grad_biases;
+  ConvolutionDescriptor descriptor{1, 1, 1, 1};
+  ForwardRecord record;
+  bool initialised = false;                 // e4: set at the encode time of the first gradient encode
+  std::shared_ptr<Convolution::Impl> conv;  // producing convolution (plain conv states)
+  std::mutex mu;
+};
+
+struct TransposeGradientStateImpl : GradientStateImpl {
+  std::shared_ptr<ConvolutionTranspose::Impl> transpose;
+  ConvolutionGradientState paired;
+};
+
+// Friend gate used by the kernels to make and open state handles.
+struct StateAccess {
+  static ConvolutionGradientState make_gradient(std::shared_ptr<GradientStateImpl> p) {
+    return ConvolutionGradientState(std::static_pointer_cast<State::Impl>(std::move(p)));
+  }
+  static ConvolutionTransposeGradientState make_transpose(std::shared_ptr<TransposeGradientStateImpl> p) {
+    return ConvolutionTransposeGradientState(std::static_pointer_cast<State::Impl>(std::move(p)));
+  }
+  static GradientStateImpl& gradient(const ConvolutionGradientState& s);
+  static TransposeGradientStateImpl& transpose(const ConvolutionTransposeGradientState& s);
+  static std::shared_ptr<State::Impl> ptr(const State& s);
+};
+
+// Makes a gradient state with zeroed float32 buffers shaped for `desc` (Nout·kH·kW·Nin/G and Nout).
+std::shared_ptr<GradientStateImpl> new_gradient_state_impl(const Device& device, const ConvolutionDescriptor& desc,
+                                                           bool temporary);
+std::shared_ptr<TransposeGradientStateImpl> new_transpose_state_impl(const Device& device,
+                                                                     const ConvolutionDescriptor& desc,
+                                                                     bool temporary);
+
+// ---------------------------------------------------------------- kernels
+
+struct ConvolutionTranspose::Impl {
+  Device device;
+  std::string label;
+  std::shared_ptr<ConvolutionDataSource> data_source;
+  ConvolutionDescriptor desc{1, 1, 1, 1};
+  KernelProperties props;
+  DataType storage = DataType::float32;   // internal weight precision (e7)
+  bool uint8_weights = false;             // inference only (e8)
+  std::mutex mu;                          // guards `weights` replacement
+  std::shared_ptr<WeightStore> weights;   // replaced (not mutated) by immediate reloads
+};
+
+struct ConvolutionTransposeGradient::Impl {
+  Device device;
+  std::string label;
+  std::shared_ptr<ConvolutionDataSource> data_source;  // null after decode until adopted (a.10)
+  ConvolutionDescriptor desc{1, 1, 1, 1};
+  BinaryKernelProperties props;
+  GradientOption option = GradientOption::all;
+  DataType storage = DataType::float32;
+  std::mutex mu;
+  std::shared_ptr<WeightStore> weights;  // null after decode until adopted
+};
+
+struct Convolution::Impl {
+  Device device;
+  std::string label;
+  std::shared_ptr<ConvolutionDataSource> data_source;
+  ConvolutionDescriptor desc{1, 1, 1, 1};
+  KernelProperties props;
+  DataType storage = DataType::float32;
+  std::mutex mu;
+  std::shared_ptr<WeightStore> weights;
+};
+
+struct ConvolutionGradient::Impl {
+  Device device;
+  std::shared_ptr<ConvolutionDataSource> data_source;
+  ConvolutionDescriptor desc{1, 1, 1, 1};
+  GradientOption option = GradientOption::all;
+  Precision precision = Precision::fp32;
+  DataType storage = DataType::float32;
+  std::mutex mu;
+  std::shared_ptr<WeightStore> weights;
+};
+
+struct KernelAccess {
+  static ConvolutionTranspose make(std::shared_ptr<ConvolutionTranspose::Impl> p) {
+    return ConvolutionTranspose(std::move(p));
+  }
+  static Convolution make(std::shared_ptr<Convolution::Impl> p) { return Convolution(std::move(p)); }
+  static std::shared_ptr<ConvolutionTranspose::Impl> ptr(const ConvolutionTranspose& k) { return k.impl_; }
+  static std::shared_ptr<Convolution::Impl> ptr(const Convolution& k) { return k.impl_; }
+};
+
+namespace api {
+// Validation shared by the two gradient kernels (a.7.1, e8, e10).
+void validate_for_gradient(const ConvolutionDataSource& ds, const ConvolutionDescriptor& desc, const char* kernel);
+// Snapshot of a kernel's weights for one encode (the queue may run after later reloads replace them).
+inline std::shared_ptr<WeightStore> snapshot(std::mutex& mu, const std::shared_ptr<WeightStore>& w) {
+  std::lock_guard<std::mutex> lock(mu);
+  return w;
+}
+}  // namespace api
+
+}  // namespace tconv
+
+namespace tconv::api {
+// Coder helpers for the property sets (coding.cpp). Keys are "<prefix>.<field>".
+void encode_properties(io::Encoder& e, const std::string& prefix, const KernelProperties& p);
+KernelProperties decode_kernel_properties(const io::Decoder& d, const std::string& prefix);
+void encode_properties(io::Encoder& e, const std::string& prefix, const BinaryKernelProperties& p);
+BinaryKernelProperties decode_binary_properties(const io::Decoder& d, const std::string& prefix);
+// Checks "kernel.class" and "kernel.version" (format_error naming what was found).
+void check_class(const io::Decoder& d, const std::string& expected_class, int64_t max_version);
+std::string describe_properties(const KernelProperties& p);
+std::string describe_properties(const BinaryKernelProperties& p);
+}  // namespace tconv::api
