@@ -6,4 +6,4 @@ scripts/install-deps.sh
 scripts/build.sh build
 OUT=${OUT:-out/main}
 mkdir -p "$OUT"
-exec build/tools/tconv/tconv demo --out "$OUT" "$@"
+exec build/tools/tconv/tconv train --out "$OUT" "$@"

@@ -1,0 +1,52 @@
+# CTest script: the CI variant of the main job through the command line. A short `tconv train` run on a
+# subset must write every output, lower the test MSE from its first to its last epoch, and `tconv
+# reconstruct` must reload the saved model and reproduce the recorded test MSE exactly (it exits non-zero
+# otherwise). Arguments: -DTCONV=<tconv binary> -DWORK=<scratch folder> [-DDATA=<folder>].
+if(NOT TCONV OR NOT WORK)
+  message(FATAL_ERROR "usage: cmake -DTCONV=... -DWORK=... -P cli_short_run.cmake")
+endif()
+set(_data_args)
+if(DATA)
+  set(_data_args --data ${DATA})
+endif()
+file(REMOVE_RECURSE ${WORK})
+execute_process(COMMAND ${TCONV} train --epochs 3 --batch 64 --limit-train 1536 --limit-test 300 --threads 2
+                        --progress 0 --out ${WORK} ${_data_args}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "tconv train failed (${rc}):\n${out}\n${err}")
+endif()
+message(STATUS "${out}")
+foreach(f recon.png loss.png train_log.csv model.safetensors summary.json)
+  if(NOT EXISTS ${WORK}/${f})
+    message(FATAL_ERROR "tconv train did not write ${WORK}/${f}")
+  endif()
+endforeach()
+file(READ ${WORK}/summary.json summary)
+string(JSON first GET "${summary}" history_test_mse 0)
+string(JSON last GET "${summary}" history_test_mse 2)
+string(JSON final GET "${summary}" test_mse)
+# CMake compares integers only: take nine decimals of each value (they are below 1).
+foreach(v first last)
+  if(NOT "${${v}}" MATCHES "^0\\.[0-9]+$")
+    message(FATAL_ERROR "unexpected test MSE text '${${v}}' in summary.json")
+  endif()
+  string(SUBSTRING "${${v}}000000000000" 2 9 digits)
+  math(EXPR ${v}_n "1${digits} - 1000000000")
+endforeach()
+if(NOT last_n LESS first_n)
+  message(FATAL_ERROR "test MSE did not fall: epoch 1 ${first}, epoch 3 ${last}")
+endif()
+execute_process(COMMAND ${TCONV} reconstruct --model ${WORK}/model.safetensors --out ${WORK}/again.png --threads 2
+                        ${_data_args}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "identical")
+  message(FATAL_ERROR "tconv reconstruct did not reproduce the test MSE (${rc}):\n${out}\n${err}")
+endif()
+file(SHA256 ${WORK}/recon.png a)
+file(SHA256 ${WORK}/again.png b)
+if(NOT a STREQUAL b)
+  message(FATAL_ERROR "the reloaded model rendered a different reconstruction grid")
+endif()
+message(STATUS "${out}")
+file(REMOVE_RECURSE ${WORK})
