@@ -9,6 +9,7 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
   clang-14 libclang-rt-14-dev libomp-14-dev   # fuzzing and sanitizers
   python3-torch python3-numpy python3-matplotlib  # oracle (Debian's /usr/bin/python3), plots
+  python3-pip python3-venv           # the Python package (scripts/python_test.sh: venv + pip install ./python)
   dataset-fashion-mnist              # the main job's data
 )
 missing=()
