@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh build
-cd build
-ctest --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-}
+(cd build && ctest --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-})
+# The Python package: pip install ./python into a venv over Debian's interpreter, then pytest.
+scripts/python_test.sh

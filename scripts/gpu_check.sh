@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# gpu_check.sh OUTDIR — the CUDA backend's whole check on a machine with an NVIDIA GPU, in one run:
+#   1. environment (GPU, driver, nvcc, cuDNN, commit)                         -> OUTDIR/env.txt
+#   2. configure + build with CUDA (sm_90a only, to build fast on the GPU host) -> OUTDIR/configure.log, build.log
+#      If that build fails (a library the CPU side needs is missing there), the binaries carried in
+#      .carry/gpu/bin (built elsewhere for sm_80/89/90a, with their shared libraries in .carry/gpu/lib) are
+#      used instead, and summary.txt says so.
+#   3. the CUDA test suite (every registered CUDA algorithm vs cpu_ref_f64)   -> OUTDIR/tests.log, tests.xml
+#   4. compute-sanitizer memcheck, racecheck, initcheck, synccheck on a reduced filter -> OUTDIR/sanitizer_*.log
+#   5. timing: tconv_cuda_bench on the suite and torch_peer.py (PyTorch/cuDNN) in the same run
+#      -> OUTDIR/ours.jsonl, peer.jsonl, compare.txt
+# Ends with a short table (summary.txt). Environment: TCONV_GPU_BUILD (build folder), TCONV_BENCH_DIR (folder
+# with suite.json, torch_peer.py, compare.py; default bench/ or .carry/bench/), TCONV_GPU_QUICK=1 (skip timing).
+set -u -o pipefail
+OUT=${1:?usage: gpu_check.sh OUTDIR}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${TCONV_GPU_BUILD:-$ROOT/build-gpu}
+SUMMARY=$OUT/summary.txt
+: >"$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+step() { # step NAME SECONDS LOG cmd... : runs cmd with a time limit, records pass/fail
+  local name=$1 limit=$2 log=$3; shift 3
+  local t0=$(date +%s)
+  timeout "$limit" "$@" >"$log" 2>&1
+  local rc=$?
+  note "$(printf '%-22s rc=%-4s %4ss  %s' "$name" "$rc" "$(( $(date +%s) - t0 ))" "$(basename "$log")")"
+  return $rc
+}
+
+# ---- 1. environment ----------------------------------------------------------------------------------------
+COMMIT=$(cat "$ROOT/.carry/commit" 2>/dev/null || git -C "$ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
+CUDNN_DIR=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+{
+  echo "date: $(date -u +%FT%TZ)"; echo "commit: $COMMIT"; echo "host: $(hostname)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2; cmake --version | head -1; g++ --version | head -1
+  echo "cudnn (python wheel): ${CUDNN_DIR:-none}"; ls /usr/local/cuda/include/cudnn_version.h 2>&1
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1
+} >"$OUT/env.txt"
+note "tconv gpu_check  $(date -u +%FT%TZ)  commit $COMMIT"
+note "device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+export LD_LIBRARY_PATH=${CUDNN_DIR:+$CUDNN_DIR/lib:}${LD_LIBRARY_PATH:-}
+
+# ---- 2. build ----------------------------------------------------------------------------------------------
+BIN=$BUILD/tests/cuda
+cudnn_args=()
+[ -n "$CUDNN_DIR" ] && cudnn_args=(-DCUDNN_ROOT="$CUDNN_DIR")
+if step configure 60 "$OUT/configure.log" cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+     -DTCONV_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${cudnn_args[@]}" &&
+   step build 150 "$OUT/build.log" cmake --build "$BUILD" --target tconv_test_cuda tconv_cuda_bench -j"$(nproc)"; then
+  note "binaries: built here ($BUILD)"
+elif [ -x "$ROOT/.carry/gpu/bin/tconv_test_cuda" ]; then
+  BIN=$ROOT/.carry/gpu/bin
+  export LD_LIBRARY_PATH=$ROOT/.carry/gpu/lib:$LD_LIBRARY_PATH
+  note "binaries: build here failed (see build.log/configure.log); using carried .carry/gpu/bin"
+else
+  note "binaries: none (build failed, nothing carried)"; exit 1
+fi
+grep -m1 "cuDNN:" "$OUT/configure.log" 2>/dev/null | tee -a "$SUMMARY"
+
+# ---- 3. tests ----------------------------------------------------------------------------------------------
+step tests 150 "$OUT/tests.log" "$BIN/tconv_test_cuda" --gtest_output=xml:"$OUT/tests.xml"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran" "$OUT/tests.log" | tail -4 | tee -a "$SUMMARY"
+grep -E "^\[  FAILED  \]" "$OUT/tests.log" | head -20 | tee -a "$SUMMARY"
+
+# ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
+# Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);
+# cuDNN's own kernels are left out (TCONV_CUDA_TEST_ALGORITHMS) — their internals are not ours to fix.
+FILTER='Classes/CudaShapes.*/basic_float32_fp32:Classes/CudaShapes.*/padded_views_float16_fp16:'\
+'Classes/CudaShapes.*/accumulate_bfloat16_bf16:Classes/CudaShapes.*/depthwise_float32_tf32:'\
+'Classes/CudaShapes.*/negative_padding_float32_fp32:Classes/CudaShapes.*/long_reduction_float32_fp32:'\
+'Classes/CudaShapes.*/stride_gt_kernel_float32_bf16:Classes/CudaShapes.*/groups_bfloat16_fp32'
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck initcheck synccheck; do
+    extra=()
+    [ "$tool" = memcheck ] && extra=(--leak-check full)
+    TCONV_CUDA_TEST_ALGORITHMS=cuda_direct,cuda_igemm_mma step "sanitizer_$tool" 40 "$OUT/sanitizer_$tool.log" \
+      compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 9 "$BIN/tconv_test_cuda" --gtest_filter="$FILTER"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/sanitizer_$tool.log" | tail -2 | sed 's/^/    /' | tee -a "$SUMMARY"
+  done
+  # cuDNN path once under memcheck (our layout/bias kernels around it).
+  TCONV_CUDA_TEST_ALGORITHMS=cuda_cudnn step sanitizer_memcheck_cudnn 40 "$OUT/sanitizer_memcheck_cudnn.log" \
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/tconv_test_cuda" \
+    --gtest_filter='Classes/CudaShapes.*/bias_float32_fp32:Classes/CudaShapes.*/groups_float16_fp16'
+  grep -E "ERROR SUMMARY" "$OUT/sanitizer_memcheck_cudnn.log" | tail -1 | sed 's/^/    /' | tee -a "$SUMMARY"
+else
+  note "compute-sanitizer: not found"
+fi
+
+# ---- 5. timing ----------------------------------------------------------------------------------------------
+if [ "${TCONV_GPU_QUICK:-0}" != 1 ]; then
+  BENCH=${TCONV_BENCH_DIR:-}
+  for d in "$ROOT/bench" "$ROOT/.carry/bench" "$ROOT/../shared/bench"; do
+    [ -z "$BENCH" ] && [ -f "$d/suite.json" ] && [ -f "$d/torch_peer.py" ] && BENCH=$d
+  done
+  if [ -n "$BENCH" ]; then
+    python3 - "$BENCH/suite.json" >"$OUT/suite.txt" <<'PY'
+import json, sys
+for L in json.load(open(sys.argv[1]))["layers"]:
+    print(L["name"], L["n"], L["cin"], L["cout"], L["h"], L["w"], L["kh"], L["kw"], L["groups"], *L["stride"],
+          *L["pad"], *L["out_pad"], *L["dil"])
+PY
+    step bench_tconv 150 "$OUT/ours.jsonl" "$BIN/tconv_cuda_bench" --cases "$OUT/suite.txt" \
+      --dtypes bf16,fp16,tf32,fp32 --warmup 2 --reps 7
+    step bench_torch 150 "$OUT/peer.jsonl" env PYTHONUNBUFFERED=1 python3 "$BENCH/torch_peer.py" \
+      --suite "$BENCH/suite.json" --device cuda --dtypes bf16,fp16,tf32,fp32 --warmup 2 --reps 7
+    # compare.py keeps the best of each side per (layer, dtype): once over all our algorithms (cuDNN included),
+    # once for our own kernels alone.
+    impls=$(grep -o '"impl": "tconv-[a-z0-9_]*"' "$OUT/ours.jsonl" | sed 's/.*"tconv-//; s/"$//' | sort -u)
+    {
+      for m in all_ms dx_ms dwdb_ms; do
+        echo "### best tconv algorithm, metric $m"; python3 "$BENCH/compare.py" "$OUT/peer.jsonl" "$OUT/ours.jsonl" --metric "$m"
+        for i in $impls; do
+          grep "\"tconv-$i\"" "$OUT/ours.jsonl" >"$OUT/ours_one.jsonl"
+          echo "### $i only, metric $m"; python3 "$BENCH/compare.py" "$OUT/peer.jsonl" "$OUT/ours_one.jsonl" --metric "$m"
+        done
+      done
+    } >"$OUT/compare.txt" 2>&1
+    rm -f "$OUT/ours_one.jsonl"
+    awk '/^###/{show = /all_ms/} show && (/^###/ || /^geomean/)' "$OUT/compare.txt" | tee -a "$SUMMARY"
+  else
+    note "timing: no suite.json/torch_peer.py found (set TCONV_BENCH_DIR or copy them into .carry/bench)"
+  fi
+fi
+note "done $(date -u +%FT%TZ)"
