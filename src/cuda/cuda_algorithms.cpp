@@ -1,0 +1,23 @@
+// registry::cuda_algorithms(): the CUDA backend's list, best first. The planner takes the first that accepts
+// a problem (and whose determinism the caller allows), so the order is the default preference:
+//   cuda_cudnn_nondet  cuDNN's fastest heuristic algorithm; nondeterministic, used only on explicit opt-in
+//   cuda_cudnn         cuDNN restricted to its deterministic algorithms; declines what cuDNN cannot express
+//   cuda_igemm_mma     our tensor-core implicit GEMM (all passes; tf32/bf16/fp16 precision)
+//   cuda_direct        our direct kernels; take every valid problem
+// cuDNN is listed only when the build found cuDNN 9 (TCONV_HAVE_CUDNN, set by cuda.cmake).
+#include "cuda/cuda_algorithms.hpp"
+
+namespace tconv::registry {
+
+std::vector<const Algorithm*> cuda_algorithms() {
+  std::vector<const Algorithm*> v;
+#if defined(TCONV_HAVE_CUDNN)
+  v.push_back(cuda_cudnn_nondeterministic_algorithm());
+  v.push_back(cuda_cudnn_algorithm());
+#endif
+  v.push_back(cuda_igemm_mma_algorithm());
+  v.push_back(cuda_direct_algorithm());
+  return v;
+}
+
+}  // namespace tconv::registry

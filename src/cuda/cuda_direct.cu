@@ -1,0 +1,60 @@
+// cuda_direct: the direct, deterministic CUDA kernel family for all three directions, every activation type
+// (f32, f16, bf16) and every precision mode (inputs rounded as core::round_input does, float32
+// accumulation). It takes every problem core::validate() accepts, so the CUDA backend always has an
+// algorithm; faster algorithms are registered ahead of it and decline what they cannot do.
+// Kernels: direct_fwd.cu (gather), direct_bwd_data.cu (gather), direct_bwd_weights.cu (two-pass split-K).
+#include <optional>
+#include <string>
+
+#include "cuda/cuda_algorithms.hpp"
+#include "cuda/cuda_util.hpp"
+#include "cuda/direct_kernels.cuh"
+
+namespace tconv::registry {
+namespace {
+
+class CudaDirect final : public Algorithm {
+ public:
+  std::string_view name() const noexcept override { return "cuda_direct"; }
+  DeviceKind backend() const noexcept override { return DeviceKind::cuda; }
+  bool deterministic() const noexcept override { return true; }
+
+  std::optional<std::string> decline_reason(const core::Problem& p) const override {
+    if (p.act_type != DataType::float32 && p.act_type != DataType::float16 && p.act_type != DataType::bfloat16)
+      return "activation type " + std::string(to_string(p.act_type)) + " is not float32, float16 or bfloat16";
+    return std::nullopt;
+  }
+
+  std::size_t workspace_bytes(const core::Problem& p) const override {
+    switch (p.dir) {
+      case core::Direction::fwd: return cuda_direct::fwd_workspace_bytes(p);
+      case core::Direction::bwd_data: return 0;
+      case core::Direction::bwd_weights: return cuda_direct::bwd_weights_workspace_bytes(p);
+    }
+    return 0;
+  }
+
+  core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
+                   const ExecContext& ctx) const override {
+    cuda_backend::DeviceGuard guard(ctx.cuda_device);
+    if (!guard.ok()) return guard.status();
+    const auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+    if (workspace == nullptr && workspace_bytes(p) != 0)
+      return core::invalid("cuda_direct needs " + std::to_string(workspace_bytes(p)) + " bytes of device workspace");
+    switch (p.dir) {
+      case core::Direction::fwd: return cuda_direct::launch_fwd(p, a, workspace, stream);
+      case core::Direction::bwd_data: return cuda_direct::launch_bwd_data(p, a, stream);
+      case core::Direction::bwd_weights: return cuda_direct::launch_bwd_weights(p, a, workspace, stream);
+    }
+    return core::invalid("unknown direction");
+  }
+};
+
+}  // namespace
+
+const Algorithm* cuda_direct_algorithm() {
+  static const CudaDirect algorithm;
+  return &algorithm;
+}
+
+}  // namespace tconv::registry

@@ -1,0 +1,315 @@
+// Every registered CUDA algorithm against the float64 reference (cpu_ref_f64) on the GPU:
+//   * exact small-integer data: sums are exact in float32, so our own kernels must match the reference bit
+//     for bit in every precision mode (cuDNN, whose algorithms may transform the data — Winograd, FFT — is
+//     held to the random-data tolerance instead);
+//   * random data with a per-precision tolerance on ‖out − ref‖ / ‖ref‖ (table below, each bound with its
+//     reason);
+//   * every shape class (1×1, batch 1, groups, depthwise, dilation, stride > kernel, negative padding,
+//     output padding, non-square, bias, neuron, accumulate, long reductions) in all three directions and for
+//     f32/f16/bf16 images with every precision mode;
+//   * outputs poisoned with NaN before each run, views that are windows of larger images whose surroundings
+//     must stay poisoned (nothing outside the view is touched, every element inside is written);
+//   * 100 repeated runs of each deterministic algorithm, bit-identical.
+// Without a GPU every test skips.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.hpp"
+
+namespace tconv::cuda_test {
+namespace {
+
+using core::Direction;
+using core::Problem;
+
+bool is_cudnn(const registry::Algorithm& a) { return a.name().rfind("cuda_cudnn", 0) == 0; }
+
+// Bound on ‖out − ref‖ / ‖ref‖ for random data in [-1, 1].
+double tolerance(const Problem& p, const registry::Algorithm& a) {
+  // Our kernels round the inputs exactly as the reference does; what is left is float32 against float64
+  // accumulation (sums of up to a few thousand terms: well under 1e-5) ...
+  double accumulation = 2e-5;
+  // ... the tensor cores' float32 accumulation aligns the products of one mma before adding them, which
+  // may drop low bits (products themselves are exact) ...
+  if (a.name().find("mma") != std::string_view::npos) accumulation = 1e-4;
+  if (is_cudnn(a)) {
+    // ... cuDNN rounds with the tensor cores' own rule (tf32) and may use Winograd/FFT transforms in fp32.
+    switch (p.precision) {
+      case Precision::fp32: accumulation = 1e-4; break;
+      case Precision::tf32: accumulation = 5e-3; break;  // 10-bit mantissa, different rounding of each input
+      case Precision::fp16: accumulation = 5e-3; break;
+      case Precision::bf16: accumulation = 3e-2; break;  // 7-bit mantissa
+    }
+  }
+  // ... plus the final rounding of image outputs (and of cuDNN's f16/bf16 weight gradient): half an ulp.
+  double output = 0.0;
+  if (p.act_type == DataType::float16) output = 1e-3;   // 2^-11 relative, normwise well below
+  if (p.act_type == DataType::bfloat16) output = 8e-3;  // 2^-8 relative
+  return std::max(accumulation, output);
+}
+
+struct Compare {
+  double num = 0, den = 0;
+  int64_t mismatches = 0, unwritten = 0, touched_outside = 0;
+  std::string first;
+  void value(float got, float ref, const std::string& where) {
+    if (std::isnan(got) && !std::isnan(ref)) {
+      if (unwritten++ == 0 && first.empty()) first = where + ": not written (NaN)";
+      return;
+    }
+    const double d = static_cast<double>(got) - static_cast<double>(ref);
+    num += d * d;
+    den += static_cast<double>(ref) * ref;
+    if (std::memcmp(&got, &ref, 4) != 0 && !(got == ref)) {
+      if (mismatches++ == 0 && first.empty()) {
+        std::ostringstream m;
+        m << where << ": got " << got << ", reference " << ref;
+        first = m.str();
+      }
+    }
+  }
+  double rel() const { return den > 0 ? std::sqrt(num / den) : std::sqrt(num); }
+};
+
+// Compares an image output (view inside a padded allocation) with the reference's.
+void compare_image(const HostTensor& got, const HostTensor& ref, const char* name, Compare& c) {
+  std::vector<bool> inside(got.bytes.size() / size_of(got.type), false);
+  for (int64_t a = 0; a < got.n; ++a)
+    for (int64_t y = 0; y < got.h; ++y)
+      for (int64_t x = 0; x < got.w; ++x)
+        for (int64_t ch = 0; ch < got.c; ++ch) {
+          const int64_t i = got.at(a, y, x, ch);
+          inside[static_cast<size_t>(i)] = true;
+          std::ostringstream w;
+          w << name << "[" << a << "][" << y << "][" << x << "][" << ch << "]";
+          c.value(got.get(i), ref.get(i), w.str());
+        }
+  const std::size_t es = size_of(got.type);
+  for (size_t i = 0; i < inside.size(); ++i) {
+    if (inside[i]) continue;
+    for (size_t b = 0; b < es; ++b)
+      if (got.bytes[i * es + b] != kPoison) {
+        if (c.touched_outside++ == 0 && c.first.empty()) c.first = std::string(name) + ": wrote outside the view";
+        break;
+      }
+  }
+}
+
+void compare_vector(const std::vector<float>& got, const std::vector<float>& ref, const char* name, Compare& c) {
+  for (size_t i = 0; i < got.size(); ++i) c.value(got[i], ref[i], std::string(name) + "[" + std::to_string(i) + "]");
+}
+
+Compare compare_outputs(const HostProblem& got, const HostProblem& ref) {
+  Compare c;
+  switch (got.p.dir) {
+    case Direction::fwd: compare_image(got.dst, ref.dst, "dst", c); break;
+    case Direction::bwd_data: compare_image(got.src, ref.src, "diff_src", c); break;
+    case Direction::bwd_weights:
+      compare_vector(got.wei, ref.wei, "diff_wei", c);
+      if (got.p.with_bias) compare_vector(got.bias, ref.bias, "diff_bias", c);
+      break;
+  }
+  return c;
+}
+
+HostProblem reference(const HostProblem& input) {
+  HostProblem ref = input;
+  const registry::Algorithm* r = registry::find("cpu_ref_f64");
+  EXPECT_NE(r, nullptr);
+  registry::ExecContext ctx;
+  ctx.num_threads = 2;
+  core::Args a = host_args(ref);
+  const core::Status s = r->run(ref.p, a, nullptr, ctx);
+  EXPECT_TRUE(s.ok()) << s.message;
+  return ref;
+}
+
+// Runs every CUDA algorithm that takes p on exact and random data; returns how many took it.
+int check_all(const Problem& p, bool padded, uint32_t seed) {
+  Stream stream;
+  EXPECT_TRUE(stream.status().ok()) << stream.status().message;
+  int taken = 0;
+  for (bool exact : {true, false}) {
+    const HostProblem input = make_host_problem(p, exact, padded, seed + (exact ? 0u : 1u));
+    const HostProblem ref = reference(input);
+    for (const registry::Algorithm* alg : registry::algorithms(DeviceKind::cuda)) {
+      if (!selected(*alg) || alg->decline_reason(p)) continue;
+      if (exact) ++taken;
+      SCOPED_TRACE(std::string(alg->name()) + " on " + p.describe() + (exact ? " exact" : " random") +
+                   (padded ? " padded views" : ""));
+      HostProblem got = input;
+      const core::Status s = run_on_gpu(*alg, got, stream.get());
+      if (!s.ok() && is_cudnn(*alg) && s.code == ErrorCode::unsupported) continue;  // no cuDNN algorithm fits
+      EXPECT_TRUE(s.ok()) << s.message;
+      if (!s.ok()) continue;
+      const Compare c = compare_outputs(got, ref);
+      EXPECT_EQ(c.unwritten, 0) << c.first;
+      EXPECT_EQ(c.touched_outside, 0) << c.first;
+      if (exact && !is_cudnn(*alg)) {
+        EXPECT_EQ(c.mismatches, 0) << c.first;
+      } else {
+        EXPECT_LE(c.rel(), tolerance(p, *alg)) << "first difference: " << c.first;
+      }
+    }
+  }
+  return taken;
+}
+
+// ---- shape classes -----------------------------------------------------------------------------------------
+// At least 4 channels per group except where the class is about fewer (depthwise), so that every algorithm
+// (cuda_igemm_mma declines fewer) runs on every class.
+struct Shape {
+  const char* name;
+  core::Geometry g;
+  bool with_bias = false;
+  bool accumulate = false;
+  NeuronType neuron = NeuronType::none;
+  bool padded = false;
+};
+
+core::Geometry geom(int64_t n, int64_t ci, int64_t co, int64_t groups, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw, int64_t oph = 0,
+                    int64_t opw = 0) {
+  core::Geometry g;
+  g.n = n; g.c_in = ci; g.c_out = co; g.groups = groups; g.h_in = h; g.w_in = w; g.kh = kh; g.kw = kw;
+  g.stride_h = sh; g.stride_w = sw; g.dil_h = dh; g.dil_w = dw; g.pad_h = ph; g.pad_w = pw;
+  g.h_out = core::Geometry::out_size(h, kh, sh, dh, ph, oph);
+  g.w_out = core::Geometry::out_size(w, kw, sw, dw, pw, opw);
+  return g;
+}
+
+const Shape kShapes[] = {
+    {"basic", geom(2, 4, 6, 1, 4, 5, 3, 3, 2, 2, 1, 1, 1, 1)},
+    {"one_by_one", geom(2, 5, 4, 1, 3, 4, 1, 1, 1, 1, 1, 1, 0, 0)},
+    {"image_1x1", geom(3, 4, 4, 1, 1, 1, 3, 3, 2, 2, 1, 1, 0, 0)},
+    {"batch1", geom(1, 4, 5, 1, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1)},
+    {"groups", geom(2, 8, 8, 2, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1)},
+    {"depthwise", geom(2, 4, 8, 4, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1)},
+    {"dilation", geom(2, 4, 4, 1, 4, 4, 3, 3, 1, 1, 2, 2, 1, 1)},
+    {"stride_gt_kernel", geom(2, 4, 4, 1, 4, 3, 2, 2, 3, 3, 1, 1, 0, 0)},
+    {"negative_padding", geom(2, 4, 4, 1, 4, 4, 3, 3, 2, 2, 1, 1, -1, -1)},
+    {"output_padding", geom(2, 4, 4, 1, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1)},
+    {"non_square", geom(2, 4, 5, 1, 3, 6, 3, 2, 2, 1, 1, 2, 1, 0, 1, 0)},
+    {"bias", geom(2, 4, 6, 1, 4, 4, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    {"neuron_relu", geom(2, 4, 6, 1, 4, 4, 4, 4, 2, 2, 1, 1, 1, 1), true, false, NeuronType::relu},
+    {"accumulate", geom(2, 4, 6, 1, 4, 4, 4, 4, 2, 2, 1, 1, 1, 1), true, true},
+    {"padded_views", geom(2, 5, 6, 1, 4, 3, 3, 3, 2, 2, 1, 1, 1, 1), true, false, NeuronType::none, true},
+    {"long_reduction", geom(8, 8, 8, 1, 24, 24, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    {"wide_channels", geom(2, 70, 33, 1, 3, 3, 2, 2, 2, 2, 1, 1, 0, 0), true},
+};
+
+struct TypeMode {
+  DataType act;
+  Precision prec;
+};
+const TypeMode kTypeModes[] = {
+    {DataType::float32, Precision::fp32},  {DataType::float32, Precision::tf32},
+    {DataType::float32, Precision::bf16},  {DataType::float32, Precision::fp16},
+    {DataType::float16, Precision::fp16},  {DataType::float16, Precision::fp32},
+    {DataType::bfloat16, Precision::bf16}, {DataType::bfloat16, Precision::fp32},
+};
+
+std::string type_mode_name(const TypeMode& t) {
+  return std::string(to_string(t.act)) + "_" + std::string(to_string(t.prec));
+}
+
+class CudaShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(CudaShapes, AllDirectionsAgainstReference) {
+  TCONV_SKIP_WITHOUT_GPU();
+  const Shape& s = kShapes[std::get<0>(GetParam())];
+  const TypeMode& t = kTypeModes[std::get<1>(GetParam())];
+  for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights}) {
+    if (s.neuron != NeuronType::none && d != Direction::fwd) continue;
+    if (s.accumulate && d != Direction::bwd_weights) continue;
+    Problem p;
+    p.dir = d;
+    p.g = s.g;
+    p.act_type = t.act;
+    p.precision = t.prec;
+    p.with_bias = s.with_bias && d != Direction::bwd_data;
+    p.accumulate = s.accumulate;
+    if (d == Direction::fwd) p.neuron.type = s.neuron;
+    ASSERT_TRUE(core::validate(p).ok()) << p.describe();
+    const int taken = check_all(p, s.padded, 1234u + static_cast<uint32_t>(d));
+    EXPECT_GE(taken, 1) << "no CUDA algorithm took " << p.describe();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Classes, CudaShapes,
+    ::testing::Combine(::testing::Range(0, static_cast<int>(std::size(kShapes))),
+                       ::testing::Range(0, static_cast<int>(std::size(kTypeModes)))),
+    [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
+      return std::string(kShapes[std::get<0>(info.param)].name) + "_" +
+             type_mode_name(kTypeModes[std::get<1>(info.param)]);
+    });
+
+// cuda_direct takes everything the problem validator accepts.
+TEST(CudaRegistry, DirectTakesEveryShapeAndCudnnDeclinesWithReasons) {
+  const registry::Algorithm* direct = registry::find("cuda_direct");
+  ASSERT_NE(direct, nullptr);
+  EXPECT_TRUE(direct->deterministic());
+  for (const Shape& s : kShapes) {
+    Problem p;
+    p.g = s.g;
+    EXPECT_FALSE(direct->decline_reason(p).has_value()) << s.name;
+  }
+  if (const registry::Algorithm* cudnn = registry::find("cuda_cudnn")) {
+    EXPECT_TRUE(cudnn->deterministic());
+    Problem p;
+    p.g = kShapes[8].g;  // negative padding
+    const auto why = cudnn->decline_reason(p);
+    ASSERT_TRUE(why.has_value());
+    EXPECT_NE(why->find("negative"), std::string::npos) << *why;
+    p.g = kShapes[0].g;
+    p.act_type = DataType::float32;
+    p.precision = Precision::bf16;
+    EXPECT_TRUE(cudnn->decline_reason(p).has_value());
+  }
+  if (const registry::Algorithm* nd = registry::find("cuda_cudnn_nondet")) EXPECT_FALSE(nd->deterministic());
+}
+
+// ---- determinism ---------------------------------------------------------------------------------------------
+TEST(CudaDeterminism, HundredRunsBitIdentical) {
+  TCONV_SKIP_WITHOUT_GPU();
+  Stream stream;
+  ASSERT_TRUE(stream.status().ok()) << stream.status().message;
+  for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights}) {
+    for (const TypeMode& t : {TypeMode{DataType::float32, Precision::fp32}, TypeMode{DataType::bfloat16, Precision::bf16}}) {
+      Problem p;
+      p.dir = d;
+      p.g = geom(8, 32, 16, 1, 12, 12, 4, 4, 2, 2, 1, 1, 1, 1);
+      p.act_type = t.act;
+      p.precision = t.prec;
+      p.with_bias = d != Direction::bwd_data;
+      const HostProblem input = make_host_problem(p, false, false, 99u);
+      for (const registry::Algorithm* alg : registry::algorithms(DeviceKind::cuda)) {
+        if (!selected(*alg) || !alg->deterministic() || alg->decline_reason(p)) continue;
+        SCOPED_TRACE(std::string(alg->name()) + " on " + p.describe());
+        HostProblem first = input;
+        const core::Status s0 = run_on_gpu(*alg, first, stream.get());
+        if (!s0.ok() && is_cudnn(*alg) && s0.code == ErrorCode::unsupported) continue;
+        ASSERT_TRUE(s0.ok()) << s0.message;
+        for (int rep = 1; rep < 100; ++rep) {
+          HostProblem again = input;
+          const core::Status s = run_on_gpu(*alg, again, stream.get());
+          ASSERT_TRUE(s.ok()) << s.message;
+          ASSERT_EQ(again.dst.bytes, first.dst.bytes) << "run " << rep;
+          ASSERT_EQ(again.src.bytes, first.src.bytes) << "run " << rep;
+          ASSERT_EQ(0, std::memcmp(again.wei.data(), first.wei.data(), first.wei.size() * 4)) << "run " << rep;
+          ASSERT_EQ(0, std::memcmp(again.bias.data(), first.bias.data(), first.bias.size() * 4)) << "run " << rep;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tconv::cuda_test
