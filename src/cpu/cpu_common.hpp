@@ -1,0 +1,62 @@
+// Helpers shared by the optimised CPU algorithms (src/cpu): staging of non-float32 or precision-rounded
+// inputs into float32 tiles, conversion of float32 results back into the activation type, and the tap
+// geometry of the canonical problem (src/core/problem.hpp).
+//
+// Why staging: the micro-kernels read float32 rows through pointers (indirect GEMM). When the activation
+// type is float16/bfloat16, or a precision mode rounds the multiply inputs, the operand tensor is first
+// converted once into a dense float32 copy holding core::round_input(value) — exactly the value the
+// reference multiplies with — so the kernels stay float32-only and precision semantics match the reference.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/problem.hpp"
+
+namespace tconv::cpu {
+
+// One spatial axis of the canonical geometry. For a source coordinate i and tap q the destination
+// coordinate is o = i·s − pad + d·(k − 1 − q) (problem.hpp).
+struct Axis {
+  int64_t in, out, k, s, d, pad;
+  int64_t dst_of(int64_t i, int64_t q) const { return i * s - pad + d * (k - 1 - q); }
+  // Source coordinate of destination o through tap q, or -1 when o is not hit by that tap (the term would
+  // multiply an inserted zero) or the source falls outside the image.
+  int64_t src_of(int64_t o, int64_t q) const {
+    const int64_t t = o + pad - d * (k - 1 - q);
+    if (t < 0 || t % s != 0) return -1;
+    const int64_t i = t / s;
+    return i < in ? i : -1;
+  }
+};
+inline Axis axis_h(const core::Geometry& g) { return {g.h_in, g.h_out, g.kh, g.stride_h, g.dil_h, g.pad_h}; }
+inline Axis axis_w(const core::Geometry& g) { return {g.w_in, g.w_out, g.kw, g.stride_w, g.dil_w, g.pad_w}; }
+
+// A float32 NHWC view (element strides), what the kernels read and write.
+struct F32View {
+  float* data = nullptr;
+  int64_t sn = 0, sh = 0, sw = 0;
+  float* at(int64_t n, int64_t h, int64_t w) const { return data + n * sn + h * sh + w * sw; }
+};
+
+// True when an input tensor of type t must be staged for precision p (kernels then read the copy).
+inline bool input_needs_staging(DataType t, Precision p) { return t != DataType::float32 || p != Precision::fp32; }
+// True when the staged value equals the stored value (round_input is the identity on type t).
+bool rounding_is_identity(DataType t, Precision p);
+
+// Bytes of a dense float32 copy of an n×h×w×c tensor, rounded up to a 64-byte multiple.
+std::size_t f32_bytes(int64_t n, int64_t h, int64_t w, int64_t c);
+
+// Copies v (type t) into dense float32 `out` with round_input(·, p) applied. Parallel over rows.
+F32View stage_input(const core::TensorView& v, int64_t n, int64_t h, int64_t w, int64_t c, DataType t,
+                    Precision p, float* out, int threads);
+// Writes dense float32 `in` into v (type t), rounding to nearest even. Parallel over rows.
+void unstage_output(const float* in, const core::TensorView& v, int64_t n, int64_t h, int64_t w, int64_t c,
+                    DataType t, int threads);
+// A float32 view of a float32 tensor view (no copy).
+inline F32View as_f32(const core::TensorView& v) { return {static_cast<float*>(v.data), v.sn, v.sh, v.sw}; }
+
+// Rounds n up to a multiple of m.
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+}  // namespace tconv::cpu

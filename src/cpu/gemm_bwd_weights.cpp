@@ -1,0 +1,392 @@
+// cpu_gemm_bwd_weights_f32: the weight gradient with the bias gradient fused into the same pass over
+// diff_dst, deterministic for any thread count.
+//
+//   diff_wei[g·Og + o][q][p][c] (+)= Σ over (n, oy, ox) hit by tap (q,p) of diff_dst[n][oy][ox][g·Og + o] · src[n][iy][ix][g·Ig + c]
+//   diff_bias[o]                (+)= Σ_n Σ_oy Σ_ox diff_dst[n][oy][ox][o]
+//
+// Per tap this is a GEMM Og × Ig with K = the (diff_dst pixel, src pixel) pairs the tap connects; the pairs
+// are listed as row-pointer pairs (no im2col: rows are read in place, grouped layers by a channel offset).
+// Two forms, both deterministic for any thread count (see RunSplit and RunShared):
+//  * split-K (many pixels, small gradient): fixed pixel ranges, each walked in cache-sized sub-chunks by one
+//    item into a private partial gradient, bias summed in the same walk; partials added in range order.
+//  * shared (few pixels or a gradient too large for private partials): fixed pixel chunks one after another;
+//    within a chunk the tiles are shared out, each owned by one item that adds the chunk's pairs in order.
+// Pairs are listed from per-axis tables of the taps that connect each coordinate, so only real pairs (no
+// inserted zeros, no padding) are visited.
+// Micro-kernel: MR rows of o × 2 vectors of c (12×32 floats on AVX-512), one broadcast of diff_dst per row
+// and two loads of src per pair. Compiled per SIMD target with Highway, chosen at run time.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/dtype.hpp"
+#include "cpu/cpu_algorithms.hpp"
+#include "cpu/cpu_common.hpp"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/gemm_bwd_weights.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+
+// Shared by every per-target pass of this file (foreach_target re-includes it), hence the guard.
+#ifndef TCONV_CPU_GEMM_BWD_WEIGHTS_JOB
+#define TCONV_CPU_GEMM_BWD_WEIGHTS_JOB
+namespace tconv::cpu {
+// Everything the per-target code needs (float32 operands already staged/rounded).
+struct WgradJob {
+  core::Geometry g;
+  F32View x, dy;              // src, diff_dst as the multiplies read them
+  core::TensorView dy_orig;   // diff_dst as stored: the bias gradient sums unrounded values (reference semantics)
+  DataType act = DataType::float32;
+  float* dw = nullptr;        // [c_out][kh][kw][Ig]
+  float* db = nullptr;        // [c_out] or null
+  bool accumulate = false;
+  int threads = 1;
+  int64_t nsplit = 1;         // > 1: split-K over pixel ranges with private partials (RunSplit)
+  float* partial = nullptr;   // nsplit × wgrad_partial_floats(g)
+};
+// Floats of one range's partial gradient (weights then bias), padded to 64 bytes.
+inline int64_t wgrad_partial_floats(const core::Geometry& g) { return round_up(core::wei_elements(g) + g.c_out, 16); }
+// Pixel ranges of the split-K form: one per 4096 diff_dst pixels, at most 8, and the partials may not
+// take more memory than the largest tensor of the problem. 1 means the shared form (RunShared).
+inline int64_t wgrad_splits(const core::Geometry& g) {
+  const int64_t largest = std::max({core::src_elements(g), core::dst_elements(g), core::wei_elements(g)});
+  int64_t s = std::clamp<int64_t>(g.n * g.h_out * g.w_out / 4096, 1, 8);
+  while (s > 1 && s * wgrad_partial_floats(g) > largest) --s;
+  return s;
+}
+}  // namespace tconv::cpu
+#endif  // TCONV_CPU_GEMM_BWD_WEIGHTS_JOB
+
+HWY_BEFORE_NAMESPACE();
+namespace tconv::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+constexpr int kMR = HWY_LANES(float) >= 16 ? 12 : 6;
+constexpr int64_t kPrefetch = 8;  // pairs ahead
+
+// dw[m·ldw + j] (+)= Σ_i dy[i][m] · x[i][j] for m < MR, j < ncols (≤ 2 vectors). dy/x: pair row pointers
+// already offset to the tile's first o / c.
+template <int MR, bool kFull>
+HWY_NOINLINE void WTile(const float* const* dyp, const float* const* xp, int64_t np, int64_t dy_off, int64_t x_off,
+                        float* dw, int64_t ldw, int64_t ncols, bool load) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  using V = decltype(hn::Zero(d));
+  const auto m0 = hn::FirstN(d, static_cast<size_t>(std::min<int64_t>(ncols, N)));
+  const auto m1 = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(ncols - static_cast<int64_t>(N), 0)));
+  V acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) {
+    float* row = dw + m * ldw;
+    if (!load) {
+      acc0[m] = hn::Zero(d);
+      acc1[m] = hn::Zero(d);
+    } else if (kFull) {
+      acc0[m] = hn::LoadU(d, row);
+      acc1[m] = hn::LoadU(d, row + N);
+    } else {
+      acc0[m] = hn::MaskedLoad(m0, d, row);
+      acc1[m] = hn::MaskedLoad(m1, d, row + N);
+    }
+  }
+  for (int64_t i = 0; i < np; ++i) {
+    // The pairs' rows are scattered (one image row apart or more): prefetch a few pairs ahead, as the
+    // hardware prefetchers do not follow pointer lists.
+    if (i + kPrefetch < np) {
+      hwy::Prefetch(xp[i + kPrefetch] + x_off);
+      hwy::Prefetch(xp[i + kPrefetch] + x_off + N);
+      hwy::Prefetch(dyp[i + kPrefetch] + dy_off);
+    }
+    const float* HWY_RESTRICT xr = xp[i] + x_off;
+    const float* HWY_RESTRICT dr = dyp[i] + dy_off;
+    const V b0 = kFull ? hn::LoadU(d, xr) : hn::MaskedLoad(m0, d, xr);
+    const V b1 = kFull ? hn::LoadU(d, xr + N) : hn::MaskedLoad(m1, d, xr + N);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      const V av = hn::Set(d, dr[m]);
+      acc0[m] = hn::MulAdd(av, b0, acc0[m]);
+      acc1[m] = hn::MulAdd(av, b1, acc1[m]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) {
+    float* row = dw + m * ldw;
+    if (kFull) {
+      hn::StoreU(acc0[m], d, row);
+      hn::StoreU(acc1[m], d, row + N);
+    } else {
+      hn::BlendedStore(acc0[m], m0, d, row);
+      hn::BlendedStore(acc1[m], m1, d, row + N);
+    }
+  }
+}
+
+using WTileFn = void (*)(const float* const*, const float* const*, int64_t, int64_t, int64_t, float*, int64_t,
+                         int64_t, bool);
+template <int MR>
+WTileFn pick(bool full) { return full ? &WTile<MR, true> : &WTile<MR, false>; }
+WTileFn PickTile(int mr, bool full) {
+  switch (mr) {
+    case 1: return pick<1>(full);
+    case 2: return pick<2>(full);
+    case 3: return pick<3>(full);
+    case 4: return pick<4>(full);
+    case 5: return pick<5>(full);
+    case 6: return pick<6>(full);
+#if HWY_MAX_BYTES >= 64
+    case 7: return pick<7>(full);
+    case 8: return pick<8>(full);
+    case 9: return pick<9>(full);
+    case 10: return pick<10>(full);
+    case 11: return pick<11>(full);
+    case 12: return pick<12>(full);
+#endif
+    default: return nullptr;
+  }
+}
+
+// Valid (tap coordinate, source coordinate) pairs of every destination coordinate along one axis.
+std::vector<std::vector<std::pair<int64_t, int64_t>>> tap_table(const Axis& ax) {
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> tab(static_cast<size_t>(ax.out));
+  for (int64_t o = 0; o < ax.out; ++o)
+    for (int64_t q = 0; q < ax.k; ++q)
+      if (const int64_t i = ax.src_of(o, q); i >= 0) tab[static_cast<size_t>(o)].emplace_back(q, i);
+  return tab;
+}
+
+// Shared form, for problems whose pixels are few or whose gradient is too large to have private partials:
+// the diff_dst pixels are walked in chunks of kSharedChunk (fixed); for each chunk the pairs of every tap are
+// listed, then the threads share the chunk's tiles (tap, block of MR o, block of NR c) and diff_bias slices,
+// each owned by one item that adds the chunk's pairs in pixel order. Chunks follow one another (two barriers
+// each), so every element receives the same additions in the same order whatever the number of threads;
+// consecutive items share their src columns, which stay in cache.
+constexpr int64_t kSharedChunk = 8192;
+constexpr int64_t kBiasSlice = 64;  // channels of diff_bias per item
+
+void RunShared(const WgradJob& job) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
+  const core::Geometry& g = job.g;
+  const int64_t G = g.groups, Ig = g.ig(), Og = g.og(), T = g.kh * g.kw;
+  const int64_t ncb = (Ig + NR - 1) / NR, nob = (Og + kMR - 1) / kMR;
+  const int64_t witems = G * T * ncb * nob;
+  const int64_t bitems = job.db != nullptr ? (g.c_out + kBiasSlice - 1) / kBiasSlice : 0;
+  const int64_t P = g.n * g.h_out * g.w_out, nchunk = (P + kSharedChunk - 1) / kSharedChunk;
+  const auto rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
+  std::vector<std::vector<const float*>> pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
+
+#pragma omp parallel num_threads(std::max(1, job.threads))
+  for (int64_t chunk = 0; chunk < nchunk; ++chunk) {
+    const int64_t p0 = chunk * kSharedChunk, p1 = std::min(P, p0 + kSharedChunk);
+    const bool load = chunk > 0 || job.accumulate;
+#pragma omp single
+    {
+      for (int64_t t = 0; t < T; ++t) {
+        pdy[static_cast<size_t>(t)].clear();
+        px[static_cast<size_t>(t)].clear();
+      }
+      int64_t n = p0 / (g.h_out * g.w_out), oy = (p0 / g.w_out) % g.h_out, ox = p0 % g.w_out;
+      for (int64_t pix = p0; pix < p1; ++pix) {
+        const float* dyrow = job.dy.at(n, oy, ox);
+        for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
+          for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
+            const size_t t = static_cast<size_t>(q * g.kw + p);
+            pdy[t].push_back(dyrow);
+            px[t].push_back(job.x.at(n, iy, ix));
+          }
+        if (++ox == g.w_out) {
+          ox = 0;
+          if (++oy == g.h_out) { oy = 0; ++n; }
+        }
+      }
+    }  // implicit barrier: the pair lists are complete
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < witems + bitems; ++it) {
+      if (it >= witems) {  // a slice of diff_bias: this chunk's diff_dst rows in pixel order
+        const int64_t c0 = (it - witems) * kBiasSlice, nc = std::min(kBiasSlice, g.c_out - c0);
+        float acc[kBiasSlice];
+        for (int64_t j = 0; j < nc; ++j) acc[j] = load ? job.db[c0 + j] : 0.0f;
+        for (int64_t pix = p0; pix < p1; ++pix) {
+          const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
+          const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw + c0;
+          if (job.act == DataType::float32) {
+            const float* row = static_cast<const float*>(job.dy_orig.data) + base;
+            for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
+          } else {
+            for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
+          }
+        }
+        for (int64_t j = 0; j < nc; ++j) job.db[c0 + j] = acc[j];
+        continue;
+      }
+      // Item order (grp, t, cb, ob): neighbouring items read the same src columns.
+      const int64_t ob = it % nob, cb = (it / nob) % ncb, t = (it / (nob * ncb)) % T, grp = it / (nob * ncb * T);
+      const auto& vd = pdy[static_cast<size_t>(t)];
+      if (vd.empty() && load) continue;  // nothing to add
+      const int64_t o0 = ob * kMR, c0 = cb * NR;
+      const int mr = static_cast<int>(std::min<int64_t>(kMR, Og - o0));
+      const int64_t ncols = std::min(NR, Ig - c0);
+      PickTile(mr, ncols == NR)(vd.data(), px[static_cast<size_t>(t)].data(), static_cast<int64_t>(vd.size()),
+                                grp * Og + o0, grp * Ig + c0, job.dw + ((grp * Og + o0) * T + t) * Ig + c0, T * Ig,
+                                ncols, load);
+    }  // implicit barrier before the next chunk rewrites the pair lists
+  }
+}
+
+// Split-K form for problems with many pixels: the diff_dst pixels are cut into job.nsplit equal ranges (a
+// number fixed by the problem); one item per range walks its pixels in sub-chunks of kc that stay in cache,
+// and adds every tap's pairs into that range's private partial gradient (all tiles, so the sub-chunk's rows
+// are reused from cache by every tile), summing diff_bias in the same walk. The partials are then added into
+// the gradient in range order. Deterministic: range boundaries, sub-chunks and the final order depend only on
+// the problem.
+void RunSplit(const WgradJob& job) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
+  const core::Geometry& g = job.g;
+  const int64_t G = g.groups, Ig = g.ig(), Og = g.og(), T = g.kh * g.kw;
+  const int64_t ncb = (Ig + NR - 1) / NR, nob = (Og + kMR - 1) / kMR;
+  const int64_t P = g.n * g.h_out * g.w_out;
+  const int64_t kc = std::clamp<int64_t>(256 * g.stride_h * g.stride_w, 256, 16384);
+  const int64_t wn = core::wei_elements(g), stride = wgrad_partial_floats(g);
+  const auto rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
+  const int threads = std::max(1, job.threads);
+  const bool bias = job.db != nullptr;
+
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<std::vector<const float*>> pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t s = 0; s < job.nsplit; ++s) {
+      float* dws = job.partial + s * stride;  // [wn] weight partial, then [c_out] bias partial
+      float* dbs = dws + wn;
+      std::fill(dws, dws + wn + g.c_out, 0.0f);
+      const int64_t p0 = s * P / job.nsplit, p1 = (s + 1) * P / job.nsplit;
+      for (int64_t c = p0; c < p1; c += kc) {
+        const int64_t ce = std::min(p1, c + kc);
+        int64_t n = c / (g.h_out * g.w_out), oy = (c / g.w_out) % g.h_out, ox = c % g.w_out;
+        for (int64_t pix = c; pix < ce; ++pix) {
+          const float* dyrow = job.dy.at(n, oy, ox);
+          if (bias) {
+            const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw;
+            if (job.act == DataType::float32) {
+              const float* o = static_cast<const float*>(job.dy_orig.data) + base;
+              for (int64_t j = 0; j < g.c_out; ++j) dbs[j] += o[j];
+            } else {
+              for (int64_t j = 0; j < g.c_out; ++j) dbs[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
+            }
+          }
+          for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
+            for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
+              const size_t t = static_cast<size_t>(q * g.kw + p);
+              pdy[t].push_back(dyrow);
+              px[t].push_back(job.x.at(n, iy, ix));
+            }
+          if (++ox == g.w_out) {
+            ox = 0;
+            if (++oy == g.h_out) { oy = 0; ++n; }
+          }
+        }
+        for (int64_t t = 0; t < T; ++t) {
+          auto& vd = pdy[static_cast<size_t>(t)];
+          auto& vx = px[static_cast<size_t>(t)];
+          if (vd.empty()) continue;
+          for (int64_t grp = 0; grp < G; ++grp)
+            for (int64_t ob = 0; ob < nob; ++ob) {
+              const int64_t o0 = ob * kMR;
+              const int mr = static_cast<int>(std::min<int64_t>(kMR, Og - o0));
+              for (int64_t cb = 0; cb < ncb; ++cb) {
+                const int64_t c0 = cb * NR, ncols = std::min(NR, Ig - c0);
+                PickTile(mr, ncols == NR)(vd.data(), vx.data(), static_cast<int64_t>(vd.size()), grp * Og + o0,
+                                          grp * Ig + c0, dws + ((grp * Og + o0) * T + t) * Ig + c0, T * Ig, ncols, true);
+              }
+            }
+          vd.clear();
+          vx.clear();
+        }
+      }
+    }
+    // gradient = (previous if accumulating) + partial_0 + partial_1 + ... in range order.
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < wn + (bias ? g.c_out : 0); ++i) {
+      float& out = i < wn ? job.dw[i] : job.db[i - wn];
+      float acc = job.accumulate ? out : 0.0f;
+      for (int64_t s = 0; s < job.nsplit; ++s) acc += job.partial[s * stride + i];
+      out = acc;
+    }
+  }
+}
+
+void Run(const WgradJob& job) {
+  if (job.nsplit > 1) RunSplit(job);
+  else RunShared(job);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace tconv::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tconv::cpu {
+HWY_EXPORT(Run);
+namespace {
+
+class GemmBwdWeights final : public registry::Algorithm {
+ public:
+  std::string_view name() const noexcept override { return "cpu_gemm_bwd_weights_f32"; }
+  DeviceKind backend() const noexcept override { return DeviceKind::cpu; }
+  std::optional<std::string> decline_reason(const core::Problem& p) const override {
+    if (p.dir != core::Direction::bwd_weights)
+      return std::string("computes the weight gradient (bwd_weights) only, not ") + core::to_string(p.dir);
+    return std::nullopt;
+  }
+  std::size_t workspace_bytes(const core::Problem& p) const override {
+    const core::Geometry& g = p.g;
+    const int64_t splits = wgrad_splits(g);
+    std::size_t b = splits > 1 ? static_cast<std::size_t>(splits * wgrad_partial_floats(g) * 4) : 0;
+    if (input_needs_staging(p.act_type, p.precision))
+      b += f32_bytes(g.n, g.h_in, g.w_in, g.c_in) + f32_bytes(g.n, g.h_out, g.w_out, g.c_out);
+    return b;
+  }
+  core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
+                   const registry::ExecContext& ctx) const override {
+    const core::Geometry& g = p.g;
+    WgradJob job;
+    job.g = g;
+    job.threads = ctx.num_threads;
+    if (input_needs_staging(p.act_type, p.precision)) {
+      const int64_t splits = wgrad_splits(g);
+      char* w = static_cast<char*>(workspace) + (splits > 1 ? splits * wgrad_partial_floats(g) * 4 : 0);
+      job.x = stage_input(a.src, g.n, g.h_in, g.w_in, g.c_in, p.act_type, p.precision, reinterpret_cast<float*>(w),
+                          ctx.num_threads);
+      w += f32_bytes(g.n, g.h_in, g.w_in, g.c_in);
+      job.dy = stage_input(a.diff_dst, g.n, g.h_out, g.w_out, g.c_out, p.act_type, p.precision,
+                           reinterpret_cast<float*>(w), ctx.num_threads);
+    } else {
+      job.x = as_f32(a.src);
+      job.dy = as_f32(a.diff_dst);
+    }
+    job.dy_orig = a.diff_dst;
+    job.act = p.act_type;
+    job.dw = a.diff_wei;
+    job.db = p.with_bias ? a.diff_bias : nullptr;
+    job.accumulate = p.accumulate;
+    job.nsplit = wgrad_splits(g);
+    if (job.nsplit > 1) job.partial = static_cast<float*>(workspace);  // staging (if any) follows the partials
+    HWY_DYNAMIC_DISPATCH(Run)(job);
+    return core::Status::ok_status();
+  }
+};
+
+}  // namespace
+
+const registry::Algorithm* gemm_bwd_weights() {
+  static const GemmBwdWeights a;
+  return &a;
+}
+
+}  // namespace tconv::cpu
+#endif
