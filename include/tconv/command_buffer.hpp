@@ -34,6 +34,12 @@ class CommandBuffer {
   // Appends a command. `work` runs on the queue after commit(); it reports failure by throwing.
   // Throws Error(invalid_argument) once the buffer is committed.
   void encode(std::string label, std::function<void()> work);
+  // Registers `handler` to run once, on the queue, after the last command (whatever the outcome).
+  // Contract: a handler is either accepted and then certainly runs, or refused. Once the buffer has
+  // finished (status() completed or error) this throws Error(invalid_argument) and the handler is not
+  // kept; finishing (setting the final status and taking the handlers) is atomic with respect to this
+  // call, so a handler added concurrently with the end of the buffer is never accepted and then lost.
+  // Accepted while not_enqueued or committed (the common case: add before commit()).
   void add_completed_handler(std::function<void(const CommandBuffer&)> handler);
 
   void commit();

@@ -21,6 +21,11 @@
 
 namespace tconv {
 
+namespace io {
+class Encoder;
+class Decoder;
+}  // namespace io
+
 class Convolution {
  public:
   Convolution() = default;
@@ -46,8 +51,28 @@ class Convolution {
   Image encode(CommandBuffer& cb, const Image& source, ConvolutionGradientState& destination_state,
                bool destination_state_is_temporary);
   ConvolutionGradientState result_state(const Image& source, const Image& destination);
+
+  // ---- weights (as ConvolutionTranspose's, a.5.7) ----
+  // Encodes a copy of the current (folded, possibly fp16-rounded) weights and biases into a new float32
+  // state ([Nout][kH][kW][Nin/G], the convolution's own layout).
+  ConvolutionWeightsAndBiasesState export_weights_and_biases(CommandBuffer& cb, bool result_state_can_be_temporary);
+  // Encodes a copy from the state into the kernel's weights (fp16-rounded when storage is fp16; no batch-norm
+  // fold). Encodes after this call use the new weights; null biases in the state keep the biases.
+  void reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state);
+  // load → copy → purge, now. Throws Error(invalid_argument) for a kernel without a data source.
   void reload_weights_and_biases_from_data_source();
   std::vector<float> current_weights() const;
+  std::vector<float> current_biases() const;  // empty when the kernel has no biases
+
+  // ---- coding, description, equality (as ConvolutionTranspose's) ----
+  // Stores the label, descriptor, properties and the data source's weights/biases; `key_prefix` is prepended
+  // verbatim to every key (several kernels in one file).
+  void encode_to(io::Encoder& coder, const std::string& key_prefix = "") const;
+  // The decoded kernel's data source is an ArrayDataSource holding the stored arrays.
+  static Convolution decode(const io::Decoder& coder, const Device& device, const std::string& key_prefix = "");
+  std::string description() const;
+  // Same configuration (descriptor, properties, label, storage) and the same current weights and biases.
+  bool equals(const Convolution& other) const;
 
   struct Impl;
   Impl& impl() const;

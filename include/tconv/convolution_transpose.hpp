@@ -133,10 +133,13 @@ class ConvolutionTranspose {
   ConvolutionTranspose copy_to(const Device& device) const;
   ConvolutionTranspose copy() const { return copy_to(device()); }
   // Stores the properties, the descriptor and the data source's weights/biases (safetensors tensors
-  // "weights" [Nout][kH][kW][Nin/G] and "biases" [Nout]).
-  void encode_to(io::Encoder& coder) const;
+  // "weights" [Nout][kH][kW][Nin/G] and "biases" [Nout]). `key_prefix` is prepended verbatim to every key
+  // ("dec1." stores "dec1.weights", "dec1.kernel.class", ...), so several kernels can share one file;
+  // the default (empty) writes and reads the historical key names.
+  void encode_to(io::Encoder& coder, const std::string& key_prefix = "") const;
   // init(coder:device:): the decoded kernel's data source is an ArrayDataSource holding the stored arrays.
-  static ConvolutionTranspose decode(const io::Decoder& coder, const Device& device);
+  // `key_prefix` must be the one given to encode_to.
+  static ConvolutionTranspose decode(const io::Decoder& coder, const Device& device, const std::string& key_prefix = "");
   std::string description() const;
   // Same configuration (descriptor, properties, label) and the same current weights and biases.
   bool equals(const ConvolutionTranspose& other) const;

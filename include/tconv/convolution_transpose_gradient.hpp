@@ -87,9 +87,11 @@ class ConvolutionTransposeGradient {
   // ---- copy, coding, description ----
   ConvolutionTransposeGradient copy_to(const Device& device) const;  // deep copy (e11)
   ConvolutionTransposeGradient copy() const { return copy_to(device()); }
-  // Stores properties, descriptor, gradient option; no weights and no data source (a.10).
-  void encode_to(io::Encoder& coder) const;
-  static ConvolutionTransposeGradient decode(const io::Decoder& coder, const Device& device);
+  // Stores properties, descriptor, gradient option; no weights and no data source (a.10). `key_prefix` is
+  // prepended verbatim to every key (several kernels in one file); empty keeps the historical names.
+  void encode_to(io::Encoder& coder, const std::string& key_prefix = "") const;
+  static ConvolutionTransposeGradient decode(const io::Decoder& coder, const Device& device,
+                                             const std::string& key_prefix = "");
   std::string description() const;
   bool equals(const ConvolutionTransposeGradient& other) const;  // configuration and current weights
 

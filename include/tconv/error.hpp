@@ -25,6 +25,9 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message);
   ErrorCode code() const noexcept { return code_; }
+  // The message without the "code: " prefix that what() carries (for wrapping one error in another).
+  // A view into what(): no second string member, so copying an Error stays as cheap and safe as before.
+  const char* message() const noexcept;
 
  private:
   ErrorCode code_;

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "api/internal.hpp"
+#include "core/dtype.hpp"
 #include "io/coder.hpp"
 
 namespace tconv::api {
@@ -131,14 +132,60 @@ BinaryKernelProperties decode_binary_properties(const io::Decoder& d, const std:
   return k;
 }
 
-void check_class(const io::Decoder& d, const std::string& expected, int64_t max_version) {
-  const std::string cls = d.get_string("kernel.class");
+void check_class(const io::Decoder& d, const std::string& expected, int64_t max_version, const std::string& prefix) {
+  const std::string cls = d.get_string(prefix + "kernel.class");
   if (cls != expected)
     throw Error(ErrorCode::format_error, "coded object is a '" + cls + "', expected a '" + expected + "'");
-  const int64_t v = d.get_int("kernel.version");
+  const int64_t v = d.get_int(prefix + "kernel.version");
   if (v < 1 || v > max_version)
     throw Error(ErrorCode::format_error, expected + " version " + std::to_string(v) + " is not readable (this tconv reads 1.." +
                                              std::to_string(max_version) + ")");
+}
+
+void encode_data_source_weights(io::Encoder& e, const std::string& prefix, ConvolutionDataSource& ds,
+                                const ConvolutionDescriptor& desc) {
+  // As safetensors tensors PyTorch can read; uint8 (quantised) sources are stored dequantised as float32.
+  WeightStore raw = load_weights(ds, desc, DataType::float32, false);
+  const std::vector<int64_t> shape = {desc.output_feature_channels, desc.kernel_height, desc.kernel_width,
+                                      desc.input_feature_channels / desc.effective_groups()};
+  const DataType keep = ds.data_type() == DataType::uint8 ? DataType::float32 : ds.data_type();
+  std::vector<uint8_t> bytes(raw.weights.size() * size_of(keep));
+  for (std::size_t i = 0; i < raw.weights.size(); ++i)
+    core::store_from_f32(bytes.data(), static_cast<int64_t>(i), keep, raw.weights[i]);
+  e.set_tensor(prefix + "weights", keep, shape, bytes.data(), bytes.size());
+  if (raw.has_bias)
+    e.set_tensor(prefix + "biases", DataType::float32, {desc.output_feature_channels}, raw.biases.data(),
+                 raw.biases.size() * 4);
+  e.set_string(prefix + "datasource.label", ds.label());
+  const auto kw = ds.kernel_weights_data_type();
+  e.set_int(prefix + "datasource.kernel_weights_data_type", kw ? static_cast<int64_t>(*kw) : 0);
+}
+
+namespace {
+std::vector<float> tensor_floats(const io::Tensor& t, int64_t expected, const std::string& key) {
+  if (t.elements() != expected)
+    throw Error(ErrorCode::format_error, "tensor '" + key + "' has " + std::to_string(t.elements()) +
+                                             " elements; the descriptor needs " + std::to_string(expected));
+  if (t.dtype != DataType::float32 && t.dtype != DataType::float16 && t.dtype != DataType::bfloat16)
+    throw Error(ErrorCode::format_error, "tensor '" + key + "' has unsupported type " + std::string(to_string(t.dtype)));
+  std::vector<float> v(static_cast<std::size_t>(expected));
+  for (int64_t i = 0; i < expected; ++i) v[static_cast<std::size_t>(i)] = core::load_as_f32(t.data.data(), i, t.dtype);
+  return v;
+}
+}  // namespace
+
+std::shared_ptr<ConvolutionDataSource> decode_array_data_source(const io::Decoder& d, const std::string& prefix,
+                                                                const ConvolutionDescriptor& desc) {
+  const io::Tensor& wt = d.get_tensor(prefix + "weights");
+  std::vector<float> w = tensor_floats(wt, desc.weight_elements(), prefix + "weights");
+  std::vector<float> b;
+  if (d.has(prefix + "biases"))
+    b = tensor_floats(d.get_tensor(prefix + "biases"), desc.output_feature_channels, prefix + "biases");
+  auto ds = std::make_shared<ArrayDataSource>(desc, std::move(w), std::move(b), wt.dtype,
+                                              d.get_string(prefix + "datasource.label"));
+  const int64_t kw = d.get_int(prefix + "datasource.kernel_weights_data_type");
+  if (kw != 0) ds->set_kernel_weights_data_type(static_cast<DataType>(kw));
+  return ds;
 }
 
 namespace {

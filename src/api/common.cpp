@@ -23,8 +23,12 @@ BoundProblem bind(const Device& device, const core::Problem& p, const core::Args
                   bool allow_nondeterministic) {
   core::throw_if_error(core::validate(p));
   const registry::Choice c = registry::choose(p, device.kind(), forced, allow_nondeterministic);
-  if (c.algorithm == nullptr)
-    throw Error(ErrorCode::unsupported, "no algorithm on " + device.name() + " takes " + p.describe() + ": " + c.reason);
+  if (c.algorithm == nullptr) {
+    // An unknown name is the caller's mistake (invalid_argument); a known algorithm that declines, or no
+    // algorithm at all for the problem, is unsupported. The functional API plans through here too.
+    throw Error(c.unknown_name ? ErrorCode::invalid_argument : ErrorCode::unsupported,
+                "no algorithm on " + device.name() + " takes " + p.describe() + ": " + c.reason);
+  }
   return BoundProblem{p, a, c.algorithm};
 }
 
@@ -61,6 +65,54 @@ void run_bound(const Device& device, const BoundProblem& b) {
   core::throw_if_error(b.algorithm->run(b.problem, a, workspace ? workspace.device_pointer() : nullptr, ctx));
   core::throw_if_error(cuda_backend::stream_synchronize(device.ordinal(), nullptr));
   if (dwei) dwei.copy_to_host(b.args.diff_wei, wbytes);
+}
+
+ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const Device& device, const char* kernel,
+                                                       const ConvolutionDescriptor& desc, std::mutex& mu,
+                                                       const std::shared_ptr<WeightStore>& weights, bool temporary) {
+  require_same_device(device, cb.device(), "the command buffer");
+  ConvolutionWeightsAndBiasesState s(device, desc);
+  s.impl().temporary = temporary;
+  std::shared_ptr<WeightStore> w = snapshot(mu, weights);
+  cb.encode(std::string(kernel) + " export weights", [w, s] {
+    Buffer wb = s.weights(), bb = s.biases();
+    wb.copy_from_host(w->weights.data(), w->weights.size() * sizeof(float), s.weights_offset());
+    bb.copy_from_host(w->biases.data(), w->biases.size() * sizeof(float), s.biases_offset());
+  });
+  return s;
+}
+
+void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* kernel, const ConvolutionDescriptor& desc,
+                           DataType storage, std::mutex& mu, std::shared_ptr<WeightStore>& weights,
+                           const ConvolutionWeightsAndBiasesState& state) {
+  if (!state) throw_invalid(kernel, ": reload from a null weights-and-biases state");
+  require_same_device(device, cb.device(), "the command buffer");
+  const int64_t n = desc.weight_elements();
+  if (state.weight_count() < n)
+    throw_invalid(kernel, ": the weights state holds ", state.weight_count() * 4, " bytes from offset ",
+                  state.weights_offset(), "; the kernel needs ", n * 4, " (4·Nout·kH·kW·Nin/G)");
+  const bool with_biases = state.biases() && state.bias_count() >= desc.output_feature_channels;
+  std::shared_ptr<WeightStore> old, fresh;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    old = weights;
+    fresh = std::make_shared<WeightStore>(*old);
+    weights = fresh;
+  }
+  const int64_t nout = desc.output_feature_channels;
+  cb.encode(std::string(kernel) + " reload weights", [old, fresh, state, n, nout, with_biases, storage] {
+    fresh->weights.resize(static_cast<std::size_t>(n));
+    state.weights().copy_to_host(fresh->weights.data(), static_cast<std::size_t>(n) * 4, state.weights_offset());
+    round_to_storage(fresh->weights, storage);
+    if (with_biases) {
+      fresh->biases.resize(static_cast<std::size_t>(nout));
+      state.biases().copy_to_host(fresh->biases.data(), static_cast<std::size_t>(nout) * 4, state.biases_offset());
+      fresh->has_bias = true;
+    } else {
+      fresh->biases = old->biases;  // as they are when this command runs
+      fresh->has_bias = old->has_bias;
+    }
+  });
 }
 
 void on_host(const Image& img, const core::TensorView& v, const std::function<void(const core::TensorView&)>& f) {

@@ -6,12 +6,14 @@
 #include "tconv/convolution.hpp"
 
 #include <algorithm>
+#include <sstream>
 
 #include "api/internal.hpp"
 #include "core/direction.hpp"
 #include "core/dtype.hpp"
 #include "core/mps_geometry.hpp"
 #include "core/neuron.hpp"
+#include "io/coder.hpp"
 
 namespace tconv {
 
@@ -73,8 +75,10 @@ void encode_conv_forward(const std::shared_ptr<Convolution::Impl>& kp, CommandBu
   g.pad_h = core::mps::conv_canonical_pad(p.offset.y + d.stride_y * (y0 - c.y), d.kernel_height, d.dilation_y);
   g.pad_w = core::mps::conv_canonical_pad(p.offset.x + d.stride_x * (x0 - c.x), d.kernel_width, d.dilation_x);
   const core::Problem prob = core::conv_as_transpose(g, core::ConvDirection::fwd, {src.data_type(), p.precision, false});
+  // The store current at encode time; its values are read when the command runs (a reload encoded
+  // earlier fills this store on the queue first), so the transpose-layout copy is made then too.
   std::shared_ptr<WeightStore> w = api::snapshot(k.mu, k.weights);
-  auto wt = to_transpose_layout(g, w->weights);
+  auto wt = std::make_shared<std::vector<float>>(static_cast<std::size_t>(d.weight_elements()));
   const core::TensorView xv = api::image_view(src, p.offset.z, 0, 0, p.source_feature_channel_offset);
   const core::TensorView yv = api::image_view(dst, c.z, y0, x0, p.destination_feature_channel_offset);
   api::BoundProblem bp = api::bind(k.device, prob, core::conv_args(core::ConvDirection::fwd, xv, yv, wt->data(), nullptr),
@@ -84,6 +88,7 @@ void encode_conv_forward(const std::shared_ptr<Convolution::Impl>& kp, CommandBu
   const DataType t = dst.data_type();
   Device dev = k.device;
   cb.encode(k.label.empty() ? std::string(kConv) : k.label, [bp, w, wt, src, dst, g, yv, neuron, half, t, dev] {
+    core::conv_weights_to_transpose(g, w->weights.data(), wt->data());
     api::run_bound(dev, bp);
     if (!w->has_bias && neuron.type == NeuronType::none && !half) return;
     api::on_host(dst, yv, [&](const core::TensorView& v) {
@@ -202,14 +207,67 @@ Image Convolution::encode(CommandBuffer& cb, const Image& src, ConvolutionGradie
   return dst;
 }
 
+ConvolutionWeightsAndBiasesState Convolution::export_weights_and_biases(CommandBuffer& cb, bool temporary) {
+  Impl& k = impl();
+  return api::encode_export_weights(cb, k.device, kConv, k.desc, k.mu, k.weights, temporary);
+}
+
+void Convolution::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
+  Impl& k = impl();
+  api::encode_reload_weights(cb, k.device, kConv, k.desc, k.storage, k.mu, k.weights, state);
+}
+
 void Convolution::reload_weights_and_biases_from_data_source() {
   Impl& k = impl();
+  if (!k.data_source) api::throw_invalid(kConv, ": no data source to reload from");
   auto fresh = std::make_shared<WeightStore>(api::load_weights(*k.data_source, k.desc, k.storage, true));
   std::lock_guard<std::mutex> lock(k.mu);
   k.weights = std::move(fresh);
 }
 
 std::vector<float> Convolution::current_weights() const { return api::snapshot(impl().mu, impl().weights)->weights; }
+std::vector<float> Convolution::current_biases() const {
+  auto w = api::snapshot(impl().mu, impl().weights);
+  return w->has_bias ? w->biases : std::vector<float>{};
+}
+
+void Convolution::encode_to(io::Encoder& e, const std::string& p) const {
+  Impl& k = impl();
+  if (!k.data_source) api::throw_invalid(kConv, ": cannot encode a kernel without a data source");
+  e.set_string(p + "kernel.class", kConv);
+  e.set_int(p + "kernel.version", 1);
+  e.set_string(p + "kernel.label", k.label);
+  k.desc.encode_to(e, p + "descriptor");
+  api::encode_properties(e, p + "properties", k.props);
+  api::encode_data_source_weights(e, p, *k.data_source, k.desc);
+}
+
+Convolution Convolution::decode(const io::Decoder& d, const Device& device, const std::string& p) {
+  api::check_class(d, kConv, 1, p);
+  const ConvolutionDescriptor desc = ConvolutionDescriptor::decode(d, p + "descriptor");
+  Convolution k(device, api::decode_array_data_source(d, p, desc));
+  k.impl().props = api::decode_kernel_properties(d, p + "properties");
+  k.impl().label = d.get_string(p + "kernel.label");
+  return k;
+}
+
+std::string Convolution::description() const {
+  Impl& k = impl();
+  std::ostringstream os;
+  os << kConv << " '" << k.label << "' on " << k.device.name() << ": " << k.desc.describe() << "; "
+     << api::describe_properties(k.props) << "; weights " << to_string(k.storage);
+  return os.str();
+}
+
+bool Convolution::equals(const Convolution& o) const {
+  if (!impl_ || !o.impl_) return impl_ == o.impl_;
+  if (impl_ == o.impl_) return true;
+  const Impl& a = *impl_;
+  const Impl& b = *o.impl_;
+  if (!(a.desc == b.desc) || !(a.props == b.props) || a.label != b.label || a.storage != b.storage) return false;
+  auto wa = api::snapshot(impl_->mu, impl_->weights), wb = api::snapshot(o.impl_->mu, o.impl_->weights);
+  return wa->weights == wb->weights && wa->biases == wb->biases && wa->has_bias == wb->has_bias;
+}
 
 // ---------------------------------------------------------------- ConvolutionGradient
 

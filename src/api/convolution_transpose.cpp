@@ -378,49 +378,12 @@ ConvolutionTransposeGradientStateBatch ConvolutionTranspose::temporary_result_st
 
 ConvolutionWeightsAndBiasesState ConvolutionTranspose::export_weights_and_biases(CommandBuffer& cb, bool temporary) {
   Impl& k = impl();
-  api::require_same_device(k.device, cb.device(), "the command buffer");
-  ConvolutionWeightsAndBiasesState s(k.device, k.desc);
-  s.impl().temporary = temporary;
-  std::shared_ptr<WeightStore> w = api::snapshot(k.mu, k.weights);
-  cb.encode("ConvolutionTranspose export weights", [w, s] {
-    Buffer wb = s.weights(), bb = s.biases();
-    wb.copy_from_host(w->weights.data(), w->weights.size() * sizeof(float), s.weights_offset());
-    bb.copy_from_host(w->biases.data(), w->biases.size() * sizeof(float), s.biases_offset());
-  });
-  return s;
+  return api::encode_export_weights(cb, k.device, kName, k.desc, k.mu, k.weights, temporary);
 }
 
 void ConvolutionTranspose::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
   Impl& k = impl();
-  if (!state) api::throw_invalid(kName, ": reload from a null weights-and-biases state");
-  api::require_same_device(k.device, cb.device(), "the command buffer");
-  const int64_t n = k.desc.weight_elements();
-  if (state.weight_count() < n)
-    api::throw_invalid(kName, ": the weights state holds ", state.weight_count() * 4, " bytes from offset ",
-                       state.weights_offset(), "; the kernel needs ", n * 4, " (4·Nout·kH·kW·Nin/G)");
-  const bool with_biases = state.biases() && state.bias_count() >= k.desc.output_feature_channels;
-  std::shared_ptr<WeightStore> old, fresh;
-  {
-    std::lock_guard<std::mutex> lock(k.mu);
-    old = k.weights;
-    fresh = std::make_shared<WeightStore>(*old);
-    k.weights = fresh;
-  }
-  const DataType storage = k.storage;
-  const int64_t nout = k.desc.output_feature_channels;
-  cb.encode("ConvolutionTranspose reload weights", [old, fresh, state, n, nout, with_biases, storage] {
-    fresh->weights.resize(static_cast<std::size_t>(n));
-    state.weights().copy_to_host(fresh->weights.data(), static_cast<std::size_t>(n) * 4, state.weights_offset());
-    api::round_to_storage(fresh->weights, storage);
-    if (with_biases) {
-      fresh->biases.resize(static_cast<std::size_t>(nout));
-      state.biases().copy_to_host(fresh->biases.data(), static_cast<std::size_t>(nout) * 4, state.biases_offset());
-      fresh->has_bias = true;
-    } else {
-      fresh->biases = old->biases;  // as they are when this command runs
-      fresh->has_bias = old->has_bias;
-    }
-  });
+  api::encode_reload_weights(cb, k.device, kName, k.desc, k.storage, k.mu, k.weights, state);
 }
 
 void ConvolutionTranspose::reload_weights_and_biases_from_data_source() {
@@ -459,60 +422,23 @@ ConvolutionTranspose ConvolutionTranspose::copy_to(const Device& device) const {
   return ConvolutionTranspose(std::move(c));
 }
 
-void ConvolutionTranspose::encode_to(io::Encoder& e) const {
+void ConvolutionTranspose::encode_to(io::Encoder& e, const std::string& p) const {
   Impl& k = impl();
-  e.set_string("kernel.class", kName);
-  e.set_int("kernel.version", 1);
-  e.set_string("kernel.label", k.label);
-  k.desc.encode_to(e, "descriptor");
-  api::encode_properties(e, "properties", k.props);
   if (!k.data_source) api::throw_invalid(kName, ": cannot encode a kernel without a data source");
-  ConvolutionDataSource& ds = *k.data_source;
-  // The data source's own weights (unfolded, at its own precision), as safetensors tensors PyTorch can read.
-  WeightStore raw = api::load_weights(ds, k.desc, DataType::float32, false);
-  const std::vector<int64_t> shape = {k.desc.output_feature_channels, k.desc.kernel_height, k.desc.kernel_width,
-                                      k.desc.input_feature_channels / k.desc.effective_groups()};
-  const DataType keep = ds.data_type() == DataType::uint8 ? DataType::float32 : ds.data_type();
-  std::vector<uint8_t> bytes(raw.weights.size() * size_of(keep));
-  for (std::size_t i = 0; i < raw.weights.size(); ++i)
-    core::store_from_f32(bytes.data(), static_cast<int64_t>(i), keep, raw.weights[i]);
-  e.set_tensor("weights", keep, shape, bytes.data(), bytes.size());
-  if (raw.has_bias)
-    e.set_tensor("biases", DataType::float32, {k.desc.output_feature_channels}, raw.biases.data(), raw.biases.size() * 4);
-  e.set_string("datasource.label", ds.label());
-  const auto kw = ds.kernel_weights_data_type();
-  e.set_int("datasource.kernel_weights_data_type", kw ? static_cast<int64_t>(*kw) : 0);
+  e.set_string(p + "kernel.class", kName);
+  e.set_int(p + "kernel.version", 1);
+  e.set_string(p + "kernel.label", k.label);
+  k.desc.encode_to(e, p + "descriptor");
+  api::encode_properties(e, p + "properties", k.props);
+  api::encode_data_source_weights(e, p, *k.data_source, k.desc);
 }
 
-namespace {
-std::vector<float> tensor_floats(const io::Tensor& t, int64_t expected, const char* key) {
-  if (t.elements() != expected)
-    throw Error(ErrorCode::format_error, std::string("tensor '") + key + "' has " + std::to_string(t.elements()) +
-                                             " elements; the descriptor needs " + std::to_string(expected));
-  if (t.dtype != DataType::float32 && t.dtype != DataType::float16 && t.dtype != DataType::bfloat16)
-    throw Error(ErrorCode::format_error, std::string("tensor '") + key + "' has unsupported type " + std::string(to_string(t.dtype)));
-  std::vector<float> v(static_cast<std::size_t>(expected));
-  for (int64_t i = 0; i < expected; ++i) v[i] = core::load_as_f32(t.data.data(), i, t.dtype);
-  return v;
-}
-std::shared_ptr<ConvolutionDataSource> decode_array_data_source(const io::Decoder& d, const ConvolutionDescriptor& desc) {
-  const io::Tensor& wt = d.get_tensor("weights");
-  std::vector<float> w = tensor_floats(wt, desc.weight_elements(), "weights");
-  std::vector<float> b;
-  if (d.has("biases")) b = tensor_floats(d.get_tensor("biases"), desc.output_feature_channels, "biases");
-  auto ds = std::make_shared<ArrayDataSource>(desc, std::move(w), std::move(b), wt.dtype, d.get_string("datasource.label"));
-  const int64_t kw = d.get_int("datasource.kernel_weights_data_type");
-  if (kw != 0) ds->set_kernel_weights_data_type(static_cast<DataType>(kw));
-  return ds;
-}
-}  // namespace
-
-ConvolutionTranspose ConvolutionTranspose::decode(const io::Decoder& d, const Device& device) {
-  api::check_class(d, kName, 1);
-  const ConvolutionDescriptor desc = ConvolutionDescriptor::decode(d, "descriptor");
-  ConvolutionTranspose k(device, decode_array_data_source(d, desc));
-  k.impl().props = api::decode_kernel_properties(d, "properties");
-  k.impl().label = d.get_string("kernel.label");
+ConvolutionTranspose ConvolutionTranspose::decode(const io::Decoder& d, const Device& device, const std::string& p) {
+  api::check_class(d, kName, 1, p);
+  const ConvolutionDescriptor desc = ConvolutionDescriptor::decode(d, p + "descriptor");
+  ConvolutionTranspose k(device, api::decode_array_data_source(d, p, desc));
+  k.impl().props = api::decode_kernel_properties(d, p + "properties");
+  k.impl().label = d.get_string(p + "kernel.label");
   return k;
 }
 

@@ -365,29 +365,30 @@ ConvolutionTransposeGradient ConvolutionTransposeGradient::copy_to(const Device&
   return ConvolutionTransposeGradient(std::move(c));
 }
 
-void ConvolutionTransposeGradient::encode_to(io::Encoder& e) const {
+void ConvolutionTransposeGradient::encode_to(io::Encoder& e, const std::string& p) const {
   Impl& k = impl();
-  e.set_string("kernel.class", kName);
-  e.set_int("kernel.version", 1);
-  e.set_string("kernel.label", k.label);
-  k.desc.encode_to(e, "descriptor");
-  api::encode_properties(e, "properties", k.props);
-  e.set_int("gradient_option", static_cast<int64_t>(k.option));
+  e.set_string(p + "kernel.class", kName);
+  e.set_int(p + "kernel.version", 1);
+  e.set_string(p + "kernel.label", k.label);
+  k.desc.encode_to(e, p + "descriptor");
+  api::encode_properties(e, p + "properties", k.props);
+  e.set_int(p + "gradient_option", static_cast<int64_t>(k.option));
 }
 
-ConvolutionTransposeGradient ConvolutionTransposeGradient::decode(const io::Decoder& d, const Device& device) {
-  api::check_class(d, kName, 1);
+ConvolutionTransposeGradient ConvolutionTransposeGradient::decode(const io::Decoder& d, const Device& device,
+                                                                  const std::string& p) {
+  api::check_class(d, kName, 1, p);
   auto k = std::make_shared<Impl>();
   k->device = device;
-  k->desc = ConvolutionDescriptor::decode(d, "descriptor");
+  k->desc = ConvolutionDescriptor::decode(d, p + "descriptor");
   if (k->desc.sub_pixel_scale_factor != 1 || k->desc.depthwise || k->desc.fused_neuron.type != NeuronType::none)
     throw Error(ErrorCode::format_error, std::string(kName) + ": decoded descriptor (" + k->desc.describe() +
                                              ") is not valid for a gradient kernel");
-  k->props = api::decode_binary_properties(d, "properties");
-  const int64_t opt = d.get_int("gradient_option");
+  k->props = api::decode_binary_properties(d, p + "properties");
+  const int64_t opt = d.get_int(p + "gradient_option");
   if (opt < 1 || opt > 3) throw Error(ErrorCode::format_error, "gradient_option " + std::to_string(opt) + " is out of range");
   k->option = static_cast<GradientOption>(opt);
-  k->label = d.get_string("kernel.label");
+  k->label = d.get_string(p + "kernel.label");
   return ConvolutionTransposeGradient(std::move(k));  // no data source, no weights until the first encode
 }
 

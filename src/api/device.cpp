@@ -116,12 +116,13 @@ Device Device::default_device() {
 
 DeviceKind Device::kind() const noexcept { return ctx_->kind; }
 int Device::ordinal() const noexcept { return ctx_->ordinal; }
-int Device::num_threads() const noexcept { return ctx_->threads; }
+// Relaxed is enough: the count is a standalone setting; a run that starts while it changes may use
+// either value, and nothing else is published through it.
+int Device::num_threads() const noexcept { return ctx_->threads.load(std::memory_order_relaxed); }
 
 void Device::set_num_threads(int threads) {
   if (threads <= 0) throw Error(ErrorCode::invalid_argument, "thread count must be positive, got " + std::to_string(threads));
-  std::lock_guard<std::mutex> lock(ctx_->mu);
-  ctx_->threads = threads;
+  ctx_->threads.store(threads, std::memory_order_relaxed);
 }
 
 std::string Device::name() const {
@@ -258,7 +259,8 @@ void CommandBuffer::commit() {
       try {
         work();
       } catch (const Error& e) {
-        failure = Error(e.code(), "command '" + name + "': " + std::string(e.what()));
+        // e.message(), not e.what(): what() already starts with the code, which the new Error adds again.
+        failure = Error(e.code(), "command '" + name + "': " + std::string(e.message()));
       } catch (const std::bad_alloc&) {
         failure = Error(ErrorCode::out_of_memory, "command '" + name + "': out of memory");
       } catch (const std::exception& e) {
@@ -267,16 +269,16 @@ void CommandBuffer::commit() {
       if (failure) break;  // later commands are skipped
     }
     im.commands.clear();  // release what the commands captured
+    // Setting the final status and taking the handler list happen in ONE locked section: from then on
+    // add_completed_handler refuses (it checks the status under the same lock), so every handler it
+    // accepted is in the list taken here. Handlers see the final status; waiters are released only after
+    // the handlers ran.
     std::vector<std::function<void(const CommandBuffer&)>> handlers;
-    {
-      std::lock_guard<std::mutex> lock(im.mu);
-      handlers.swap(im.handlers);
-    }
-    // Handlers see the final status; waiters are released only after the handlers ran.
     {
       std::lock_guard<std::mutex> lock(im.mu);
       im.error = failure;
       im.status = failure ? CommandBufferStatus::error : CommandBufferStatus::completed;
+      handlers.swap(im.handlers);
     }
     for (auto& h : handlers) {
       try {

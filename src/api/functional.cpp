@@ -5,12 +5,17 @@
 // registry::choose → run. NCHW activations are transposed into NHWC scratch copies and the results
 // transposed back; PyTorch-layout weights go through the a.13 mapping of tconv/convert.hpp (which also
 // makes the canonical padding equal to PyTorch's). On a CUDA device the dense copies travel in Buffers.
-// Everything that can fail is checked before the first output byte is written.
+// Everything that can fail is checked before the first output byte is written: shapes and types, pointer
+// alignment (element size), outputs overlapping another argument, and scratch allocations (out_of_memory).
+// Planning goes through api::bind, so both APIs map an unknown algorithm name to invalid_argument.
 #include "tconv/functional.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <sstream>
 
+#include "api/internal.hpp"
 #include "core/dtype.hpp"
 #include "core/problem.hpp"
 #include "core/status.hpp"
@@ -152,6 +157,68 @@ core::Geometry make_geometry(const std::vector<int64_t>& xs, const std::vector<i
   return g;
 }
 
+// Scratch memory. A request the host cannot satisfy (a huge but valid NCHW tensor needs an NHWC copy of
+// the same size) is the caller-visible Error(out_of_memory) naming the size, never a bare std::bad_alloc.
+template <class T>
+void alloc_scratch(std::vector<T>& v, int64_t count, const char* role) {
+  bool failed = false;
+  try {
+    v.resize(static_cast<size_t>(count));
+  } catch (const std::bad_alloc&) {
+    failed = true;
+  } catch (const std::length_error&) {  // more than the vector's max_size(): as impossible
+    failed = true;
+  }
+  if (failed) {
+    throw Error(ErrorCode::out_of_memory, std::string("cannot allocate ") + std::to_string(count) + " x " +
+                                              std::to_string(sizeof(T)) + " bytes of scratch for " + role);
+  }
+}
+
+// Every pointer handed in must be aligned to its element size: the kernels load and store whole 2- or
+// 4-byte elements, and a misaligned access is undefined (and faults on some targets).
+void check_aligned(const char* role, const void* data, DataType t) {
+  if (data == nullptr) return;
+  const size_t a = size_of(t);
+  const auto addr = reinterpret_cast<uintptr_t>(data);
+  if (addr % a != 0) {
+    std::ostringstream m;
+    m << role << " data pointer " << data << " is not aligned to " << a << " bytes (its element type "
+      << to_string(t) << "); pass memory aligned to the element size";
+    fail_invalid(m.str());
+  }
+}
+
+// A byte range of one argument, for the aliasing check.
+struct Extent {
+  const char* role;
+  const void* data;
+  int64_t elements;
+  size_t esize;
+};
+// Outputs are written while inputs are still read (and NHWC outputs are written in place), so an output
+// that shares any byte with another argument gives garbage: refuse it before anything runs.
+// `outputs` are indices into `all`.
+void check_no_alias(const std::vector<Extent>& all, std::initializer_list<size_t> outputs) {
+  auto range = [](const Extent& e) {
+    const auto lo = reinterpret_cast<uintptr_t>(e.data);
+    return std::pair<uintptr_t, uintptr_t>{lo, lo + static_cast<uintptr_t>(e.elements) * e.esize};
+  };
+  for (const size_t oi : outputs) {
+    const Extent& o = all[oi];
+    if (o.data == nullptr) continue;
+    const auto [olo, ohi] = range(o);
+    for (size_t i = 0; i < all.size(); ++i) {
+      const Extent& e = all[i];
+      if (i == oi || e.data == nullptr) continue;
+      const auto [lo, hi] = range(e);
+      if (olo < hi && lo < ohi) {
+        fail_invalid(std::string(o.role) + " aliases " + e.role + " (their memory overlaps); outputs need memory of their own");
+      }
+    }
+  }
+}
+
 // Dense copy between NCHW and NHWC. to_nhwc: src is NCHW. Elements move as 2- or 4-byte words, one
 // image plane at a time (the channel-strided side is the one that cannot be contiguous).
 template <class E>
@@ -182,14 +249,15 @@ NhwcActivation activation_in(const ConstArrayRef& a, ActivationLayout l, int64_t
     r.data = const_cast<void*>(a.data);  // read only: the problem's input role
     return r;
   }
-  r.scratch.resize(static_cast<size_t>(n * c * h * w) * size_of(a.type));
+  alloc_scratch(r.scratch, n * c * h * w * static_cast<int64_t>(size_of(a.type)), "the NHWC copy of an NCHW activation");
   relayout(a.data, r.scratch.data(), n, c, h, w, size_of(a.type), true);
   r.data = r.scratch.data();
   return r;
 }
 
 std::vector<float> to_f32(const ConstArrayRef& a, int64_t count) {
-  std::vector<float> v(static_cast<size_t>(count));
+  std::vector<float> v;
+  alloc_scratch(v, count, "a float32 copy of weights or bias");
   for (int64_t i = 0; i < count; ++i) v[static_cast<size_t>(i)] = core::load_as_f32(a.data, i, a.type);
   return v;
 }
@@ -204,20 +272,17 @@ std::vector<float> weights_in(const ConstArrayRef& w, const core::Geometry& g, W
   const int64_t count = core::wei_elements(g);
   std::vector<float> f = to_f32(w, count);
   if (l == WeightLayout::mps) return f;
-  std::vector<float> ohwi(f.size());
+  std::vector<float> ohwi;
+  alloc_scratch(ohwi, static_cast<int64_t>(f.size()), "the OHWI copy of the weights");
   transpose_weights_from_torch(f.data(), ohwi.data(), weight_shape_of(g));
   return ohwi;
 }
 
 // Validates a problem and picks its algorithm (forced by name or the registry's first that takes it).
+// The object API's api::bind does it, so that both APIs validate and map a refused choice to the same
+// error codes.
 const registry::Algorithm& plan(const Device& device, const core::Problem& p, const ConvTranspose2dOptions& opt) {
-  core::throw_if_error(core::validate(p));
-  const registry::Choice choice = registry::choose(p, device.kind(), opt.algorithm, opt.allow_nondeterministic);
-  if (choice.algorithm == nullptr) {
-    const bool unknown = !opt.algorithm.empty() && registry::find(opt.algorithm) == nullptr;
-    throw Error(unknown ? ErrorCode::invalid_argument : ErrorCode::unsupported, choice.reason);
-  }
-  return *choice.algorithm;
+  return *api::bind(device, p, core::Args{}, opt.algorithm, opt.allow_nondeterministic).algorithm;
 }
 
 // Runs a planned problem. The args point into host memory; on a CUDA device they are staged through
@@ -229,7 +294,8 @@ std::string run_planned(const Device& device, const registry::Algorithm& algo, c
   const size_t ws_bytes = algo.workspace_bytes(p);
 
   if (device.kind() == DeviceKind::cpu) {
-    std::vector<uint8_t> workspace(ws_bytes);
+    std::vector<uint8_t> workspace;
+    alloc_scratch(workspace, static_cast<int64_t>(ws_bytes), "the algorithm's workspace");
     core::throw_if_error(algo.run(p, args, ws_bytes ? workspace.data() : nullptr, ctx));
     return std::string(algo.name());
   }
@@ -309,7 +375,11 @@ std::string conv_transpose2d(const Device& device, const ConstArrayRef& x, const
   p.act_type = x.type;
   p.precision = opt.precision;
   p.with_bias = b.data != nullptr;
-  const registry::Algorithm& algo = plan(device, p, opt);
+  const registry::Algorithm& algo = plan(device, p, opt);  // validates: the sizes below fit in int64
+  check_aligned("x", x.data, x.type);
+  check_aligned("weights", w.data, w.type);
+  check_aligned("bias", b.data, b.type);
+  check_aligned("y", y.data, y.type);
 
   NhwcActivation src = activation_in(x, opt.layout, g.n, g.c_in, g.h_in, g.w_in);
   const std::vector<float> wei = weights_in(w, g, opt.weight_layout);
@@ -317,8 +387,17 @@ std::string conv_transpose2d(const Device& device, const ConstArrayRef& x, const
   std::vector<uint8_t> dst_scratch;
   void* dst = y.data;
   if (opt.layout == ActivationLayout::nchw) {
-    dst_scratch.resize(static_cast<size_t>(core::dst_elements(g)) * size_of(y.type));
+    alloc_scratch(dst_scratch, core::dst_elements(g) * static_cast<int64_t>(size_of(y.type)), "the NHWC result");
     dst = dst_scratch.data();
+  }
+  {
+    // After the scratch copies (a request too large for memory is out_of_memory whatever the pointers),
+    // before the first output byte.
+    const std::vector<Extent> all{{"x", x.data, core::src_elements(g), size_of(x.type)},
+                                  {"weights", w.data, core::wei_elements(g), size_of(w.type)},
+                                  {"bias", b.data, g.c_out, p.with_bias ? size_of(b.type) : 0},
+                                  {"y", y.data, core::dst_elements(g), size_of(y.type)}};
+    check_no_alias(all, {3});
   }
   const core::Args a =
       core::dense_args(g, src.data, dst, wei.data(), p.with_bias ? bias.data() : nullptr, nullptr, nullptr);
@@ -379,6 +458,24 @@ ConvTranspose2dBackwardResult conv_transpose2d_backward(const Device& device, co
   // Plan both directions before running either, so a declined one fails before any output is written.
   const registry::Algorithm* algo_data = want_dx ? &plan(device, pd, opt) : nullptr;
   const registry::Algorithm* algo_weights = (want_dw || want_db) ? &plan(device, pw, opt) : nullptr;
+  core::throw_if_error(core::validate(pd));  // the sizes below fit in int64 even when only dw/db is asked for
+  const bool read_x = want_dw || want_db;
+  check_aligned("dy", dy.data, dy.type);
+  if (read_x) check_aligned("x", x.data, x.type);
+  if (want_dx) check_aligned("weights", w.data, w.type);
+  check_aligned("dx", grads.dx.data, grads.dx.type);
+  check_aligned("dw", grads.dw.data, grads.dw.type);
+  check_aligned("db", grads.db.data, grads.db.type);
+  {  // before any scratch: unlike the forward, dx is written before the dw/db scratch is made
+    const std::vector<Extent> all{
+        {"x", read_x ? x.data : nullptr, core::src_elements(g), size_of(x.type)},
+        {"weights", want_dx ? w.data : nullptr, core::wei_elements(g), size_of(w.type)},
+        {"dy", dy.data, core::dst_elements(g), size_of(dy.type)},
+        {"dx", grads.dx.data, core::src_elements(g), size_of(grads.dx.type)},
+        {"dw", grads.dw.data, core::wei_elements(g), sizeof(float)},
+        {"db", grads.db.data, g.c_out, sizeof(float)}};
+    check_no_alias(all, {3, 4, 5});
+  }
 
   ConvTranspose2dBackwardResult result;
   const NhwcActivation ddst = activation_in(dy, opt.layout, g.n, g.c_out, g.h_out, g.w_out);
@@ -387,7 +484,7 @@ ConvTranspose2dBackwardResult conv_transpose2d_backward(const Device& device, co
     std::vector<uint8_t> scratch;
     void* dsrc = grads.dx.data;
     if (opt.layout == ActivationLayout::nchw) {
-      scratch.resize(static_cast<size_t>(core::src_elements(g)) * size_of(dy.type));
+      alloc_scratch(scratch, core::src_elements(g) * static_cast<int64_t>(size_of(dy.type)), "the NHWC dx");
       dsrc = scratch.data();
     }
     core::Args a = core::dense_args(g, dsrc, ddst.data, wei.data(), nullptr, nullptr, nullptr);
@@ -397,8 +494,9 @@ ConvTranspose2dBackwardResult conv_transpose2d_backward(const Device& device, co
   }
   if (want_dw || want_db) {
     const NhwcActivation src = activation_in(x, opt.layout, g.n, g.c_in, g.h_in, g.w_in);
-    std::vector<float> dw(static_cast<size_t>(core::wei_elements(g)));
-    std::vector<float> db(static_cast<size_t>(g.c_out));
+    std::vector<float> dw, db;
+    alloc_scratch(dw, core::wei_elements(g), "the weight gradient");
+    alloc_scratch(db, g.c_out, "the bias gradient");
     core::Args a = core::dense_args(g, src.data, ddst.data, nullptr, nullptr, dw.data(), want_db ? db.data() : nullptr);
     result.weights_algorithm = run_planned(device, *algo_weights, pw, a);
     if (want_dw) {

@@ -3,6 +3,7 @@
 // Only src/api includes this file.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -46,8 +47,9 @@ struct WorkQueue {
 struct Device::Context {
   DeviceKind kind = DeviceKind::cpu;
   int ordinal = 0;
-  int threads = 1;
-  std::mutex mu;  // guards the lazy start of the worker and `threads`
+  // Read by every run without a lock (Device::num_threads) while set_num_threads may change it: atomic.
+  std::atomic<int> threads{1};
+  std::mutex mu;  // guards the lazy start of the worker
   std::shared_ptr<WorkQueue> queue = std::make_shared<WorkQueue>();
   std::thread worker;
   ~Context();
@@ -132,6 +134,18 @@ BoundProblem bind(const Device& device, const core::Problem& p, const core::Args
                   bool allow_nondeterministic);
 // Runs a bound problem on the device (called from the queue). Throws Error on failure.
 void run_bound(const Device& device, const BoundProblem& b);
+
+// export_weights_and_biases / reload_weights_and_biases of the kernels that own weights (the transpose and
+// the plain convolution): `weights` is the kernel's store guarded by `mu`; `kernel` names it in messages
+// and command labels. Export encodes a copy of the current store into a new float32 state; reload swaps in
+// a new store now (later encodes see it) and fills it when the command runs (rounded to `storage`; null
+// or short biases in the state keep the biases as they are then).
+ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const Device& device, const char* kernel,
+                                                       const ConvolutionDescriptor& desc, std::mutex& mu,
+                                                       const std::shared_ptr<WeightStore>& weights, bool temporary);
+void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* kernel, const ConvolutionDescriptor& desc,
+                           DataType storage, std::mutex& mu, std::shared_ptr<WeightStore>& weights,
+                           const ConvolutionWeightsAndBiasesState& state);
 
 // Runs f on a host-addressable version of view v of img (the view itself on the CPU; a staged copy of the
 // image, written back afterwards, for device-only memory).
@@ -277,7 +291,17 @@ KernelProperties decode_kernel_properties(const io::Decoder& d, const std::strin
 void encode_properties(io::Encoder& e, const std::string& prefix, const BinaryKernelProperties& p);
 BinaryKernelProperties decode_binary_properties(const io::Decoder& d, const std::string& prefix);
 // Checks "kernel.class" and "kernel.version" (format_error naming what was found).
-void check_class(const io::Decoder& d, const std::string& expected_class, int64_t max_version);
+// `prefix` is prepended verbatim to every key a kernel writes (empty: the historical key names), so that
+// several kernels can share one file ("enc1." + "kernel.class" ...).
+void check_class(const io::Decoder& d, const std::string& expected_class, int64_t max_version,
+                 const std::string& prefix = "");
+// The data source's own weights (unfolded, at its own precision) and biases as safetensors tensors
+// prefix+"weights" [Nout][kH][kW][Nin/G] and prefix+"biases" [Nout], plus its label and weight type.
+void encode_data_source_weights(io::Encoder& e, const std::string& prefix, ConvolutionDataSource& ds,
+                                const ConvolutionDescriptor& desc);
+// The inverse: an ArrayDataSource holding the stored arrays. Throws Error(format_error) on a mismatch.
+std::shared_ptr<ConvolutionDataSource> decode_array_data_source(const io::Decoder& d, const std::string& prefix,
+                                                                const ConvolutionDescriptor& desc);
 std::string describe_properties(const KernelProperties& p);
 std::string describe_properties(const BinaryKernelProperties& p);
 }  // namespace tconv::api

@@ -1,5 +1,7 @@
 #include "tconv/error.hpp"
 
+#include <cstring>
+
 namespace tconv {
 
 const char* to_string(ErrorCode code) noexcept {
@@ -18,5 +20,8 @@ const char* to_string(ErrorCode code) noexcept {
 
 Error::Error(ErrorCode code, const std::string& message)
     : std::runtime_error(std::string(to_string(code)) + ": " + message), code_(code) {}
+
+// what() is "<code>: <message>" (constructor above); skip the prefix.
+const char* Error::message() const noexcept { return what() + std::strlen(to_string(code_)) + 2; }
 
 }  // namespace tconv

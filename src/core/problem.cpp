@@ -36,6 +36,21 @@ int64_t wei_elements(const Geometry& g) { return checked_product({g.c_out, g.kh,
 
 Status validate(const Problem& p) {
   const Geometry& g = p.g;
+  // Enumerations first: a value outside the enum (a cast integer, a corrupt file) would otherwise reach
+  // switch statements with no matching case and take a path no algorithm was written for.
+  if (static_cast<unsigned>(p.dir) > static_cast<unsigned>(Direction::bwd_weights)) {
+    return invalid("direction value " + std::to_string(static_cast<unsigned>(p.dir)) +
+                   " is out of range (0 fwd, 1 bwd_data, 2 bwd_weights)");
+  }
+  if (static_cast<unsigned>(p.precision) > static_cast<unsigned>(Precision::fp16)) {
+    return invalid("precision value " + std::to_string(static_cast<unsigned>(p.precision)) +
+                   " is out of range (0 fp32, 1 tf32, 2 bf16, 3 fp16)");
+  }
+  if (static_cast<unsigned>(p.neuron.type) > static_cast<unsigned>(NeuronType::gelu)) {
+    return invalid("neuron type value " + std::to_string(static_cast<unsigned>(p.neuron.type)) +
+                   " is out of range (0 none .. " + std::to_string(static_cast<unsigned>(NeuronType::gelu)) +
+                   " gelu)");
+  }
   struct Named { const char* name; int64_t v; };
   const Named positive[] = {{"batch n", g.n},           {"input channels", g.c_in},
                             {"output channels", g.c_out}, {"groups", g.groups},

@@ -47,6 +47,9 @@ const Algorithm* find(std::string_view name);
 struct Choice {
   const Algorithm* algorithm = nullptr;
   std::string reason;  // why it was chosen, or why nothing could be (every candidate's decline reason)
+  // Set when `forced` names no registered algorithm: a caller error (invalid_argument), unlike an
+  // algorithm that exists but declines the problem (unsupported).
+  bool unknown_name = false;
 };
 // The first algorithm in preference order that takes the problem; `forced` (non-empty) picks one by name
 // and fails with its decline reason if it does not take the problem. `allow_nondeterministic` gates

@@ -28,6 +28,7 @@ Choice choose(const core::Problem& p, DeviceKind backend, std::string_view force
     const Algorithm* a = find(forced);
     if (a == nullptr) {
       c.reason = "unknown algorithm '" + std::string(forced) + "' (tconv info lists them)";
+      c.unknown_name = true;
       return c;
     }
     if (a->backend() != backend) {

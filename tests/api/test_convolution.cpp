@@ -1,9 +1,11 @@
 // Convolution and ConvolutionGradient (the plain convolution for the auto-encoder pairing, a.5.5 B):
 // forward and gradients against the MPSCNNConvolution definition written out here, and the transpose
 // sized by the convolution's state being the exact adjoint of the convolution (c.21 weight mapping).
+// Also: export/reload of weights, coding (with key prefixes, several kernels in one file) and equality.
 #include <gtest/gtest.h>
 
 #include "api_test_util.hpp"
+#include "io/coder.hpp"
 #include "mps_reference.hpp"
 
 using namespace tconv;
@@ -166,4 +168,111 @@ TEST(Convolution, Errors) {
   expect_error([&] { t.encode(cb, x, ConvolutionGradientState(ts)); }, ErrorCode::invalid_argument,
                "made by a ConvolutionTranspose");
   run(cb);
+}
+
+// export → reload moves one kernel's weights into another: the receiver then computes exactly what the
+// sender does; reload_weights_and_biases_from_data_source brings its own weights back.
+TEST(Convolution, ExportAndReloadWeightsAndBiases) {
+  Device dev = Device::cpu(1);
+  const ConvGeo g{4, 3, 1, 3, 2, 1};
+  const ConvolutionDescriptor d = desc_of(g);
+  const auto wa = ints(static_cast<size_t>(3 * 3 * 3 * 4), 11), ba = ints(3, 12);
+  const auto wb = ints(wa.size(), 13), bb = ints(3, 14);
+  Convolution a(dev, source(d, wa, ba)), b(dev, source(d, wb, bb));
+  ASSERT_FALSE(a.equals(b));
+  Image x = make_image(dev, ints(2 * 7 * 6 * 4, 15), 2, 7, 6, 4);
+
+  CommandBuffer cb(dev);
+  ConvolutionWeightsAndBiasesState st = a.export_weights_and_biases(cb, false);
+  b.reload_weights_and_biases(cb, st);
+  Image ya = a.encode(cb, x);
+  Image yb = b.encode(cb, x);  // encoded after the reload: runs with a's weights
+  run(cb);
+  expect_equal(buffer_floats(st.weights()), std::vector<double>(wa.begin(), wa.end()), "exported weights");
+  expect_equal(buffer_floats(st.biases()), std::vector<double>(ba.begin(), ba.end()), "exported biases");
+  EXPECT_EQ(b.current_weights(), a.current_weights());
+  EXPECT_EQ(b.current_biases(), a.current_biases());
+  expect_equal(read_all(yb), read_all(ya), "output after reload");
+
+  b.reload_weights_and_biases_from_data_source();
+  const std::vector<float> own(wb.begin(), wb.end());
+  EXPECT_EQ(b.current_weights(), own);
+
+  // A state for a smaller kernel cannot fill this one; a state on another device is refused too.
+  ConvolutionWeightsAndBiasesState small(dev, ConvolutionDescriptor(1, 1, 4, 3));
+  CommandBuffer cb2(dev);
+  expect_error([&] { b.reload_weights_and_biases(cb2, small); }, ErrorCode::invalid_argument, "the kernel needs 432");
+  expect_error([&] { b.reload_weights_and_biases(cb2, ConvolutionWeightsAndBiasesState()); },
+               ErrorCode::invalid_argument, "null weights-and-biases state");
+  expect_error([&] { Convolution().reload_weights_and_biases_from_data_source(); }, ErrorCode::invalid_argument,
+               "null Convolution");
+}
+
+TEST(Convolution, CoderRoundTripDescriptionAndEquality) {
+  Device dev = Device::cpu(1);
+  const ConvGeo g{4, 6, 2, 3, 1, 2};
+  Convolution c(dev, source(desc_of(g), ints(6 * 3 * 3 * 2, 21), ints(6, 22)));
+  c.properties().offset = Offset{2, 1, 0};
+  c.properties().precision = Precision::bf16;
+  c.properties().source_feature_channel_max_count = 9;
+  io::Encoder e;
+  c.encode_to(e);
+  const auto bytes = e.to_bytes();
+  Convolution back = Convolution::decode(io::Decoder::from_bytes(bytes.data(), bytes.size()), dev);
+  EXPECT_TRUE(back.equals(c));
+  EXPECT_TRUE(c.equals(back));
+  EXPECT_EQ(back.properties().offset.x, 2);
+  EXPECT_EQ(back.current_biases(), c.current_biases());
+  EXPECT_EQ(back.description(), c.description());
+  EXPECT_NE(c.description().find("Convolution"), std::string::npos) << c.description();
+  EXPECT_NE(c.description().find("bf16"), std::string::npos) << c.description();
+  // Different properties or weights: not equal.
+  back.properties().precision = Precision::fp32;
+  EXPECT_FALSE(back.equals(c));
+  Convolution other(dev, source(desc_of(g), ints(6 * 3 * 3 * 2, 23), ints(6, 22)));
+  EXPECT_FALSE(other.equals(c));
+  EXPECT_TRUE(Convolution().equals(Convolution()));
+  EXPECT_FALSE(Convolution().equals(c));
+  // A transpose's file is not a convolution, nor the other way round.
+  ConvolutionTranspose t(dev, source(desc_of(g), ints(6 * 3 * 3 * 2, 24)));
+  io::Encoder et;
+  t.encode_to(et);
+  const auto tb = et.to_bytes();
+  expect_error([&] { Convolution::decode(io::Decoder::from_bytes(tb.data(), tb.size()), dev); }, ErrorCode::format_error,
+               "expected a 'Convolution'");
+  expect_error([&] { ConvolutionTranspose::decode(io::Decoder::from_bytes(bytes.data(), bytes.size()), dev); },
+               ErrorCode::format_error, "expected a 'ConvolutionTranspose'");
+}
+
+// Key prefixes let an encoder, a decoder and the decoder's gradient kernel share one file.
+TEST(Convolution, SeveralKernelsShareOneFileThroughKeyPrefixes) {
+  Device dev = Device::cpu(1);
+  const ConvGeo g{2, 4, 1, 3, 2, 1};
+  Convolution enc(dev, source(desc_of(g), ints(4 * 3 * 3 * 2, 31), ints(4, 32)));
+  ConvolutionTranspose dec(dev, source(desc_of(g), ints(4 * 3 * 3 * 2, 33), ints(4, 34)));
+  ConvolutionTranspose dec2(dev, source(desc_of(g), ints(4 * 3 * 3 * 2, 35)));
+  ConvolutionTransposeGradient dec_grad(dev, dec.data_source());
+  dec.set_label("dec");
+  dec2.properties().offset = Offset{1, 0, 0};
+  io::Encoder e;
+  enc.encode_to(e, "enc.");
+  dec.encode_to(e, "dec.");
+  dec2.encode_to(e, "dec2.");
+  dec_grad.encode_to(e, "dec_grad.");
+  const auto bytes = e.to_bytes();
+  const io::Decoder d = io::Decoder::from_bytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(d.has("enc.weights"));
+  EXPECT_TRUE(d.has("dec.weights"));
+  EXPECT_TRUE(d.has("dec2.weights"));
+  EXPECT_FALSE(d.has("weights"));
+  EXPECT_TRUE(Convolution::decode(d, dev, "enc.").equals(enc));
+  EXPECT_TRUE(ConvolutionTranspose::decode(d, dev, "dec.").equals(dec));
+  EXPECT_TRUE(ConvolutionTranspose::decode(d, dev, "dec2.").equals(dec2));
+  EXPECT_FALSE(ConvolutionTranspose::decode(d, dev, "dec2.").equals(dec));
+  const ConvolutionTransposeGradient gk = ConvolutionTransposeGradient::decode(d, dev, "dec_grad.");
+  EXPECT_EQ(gk.description(), dec_grad.description());
+  expect_error([&] { ConvolutionTranspose::decode(d, dev, "enc."); }, ErrorCode::format_error,
+               "expected a 'ConvolutionTranspose'");
+  // Without the prefix nothing matches: a missing key, not a silent default.
+  EXPECT_THROW(ConvolutionTranspose::decode(d, dev), Error);
 }

@@ -112,5 +112,31 @@ TEST(Validate, DeclinesUnsupportedTypesAndMisplacedFlags) {
   EXPECT_EQ(validate(p).code, ErrorCode::invalid_argument);
 }
 
+// Enum values outside their enumerations (a cast integer, a corrupt file) are rejected, naming the value.
+TEST(Validate, DeclinesOutOfRangeEnumValues) {
+  Problem p = valid_problem();
+  p.precision = static_cast<Precision>(9);
+  Status s = validate(p);
+  EXPECT_EQ(s.code, ErrorCode::invalid_argument);
+  EXPECT_NE(s.message.find("precision value 9"), std::string::npos) << s.message;
+
+  p = valid_problem();
+  p.dir = static_cast<Direction>(3);
+  s = validate(p);
+  EXPECT_EQ(s.code, ErrorCode::invalid_argument);
+  EXPECT_NE(s.message.find("direction value 3"), std::string::npos) << s.message;
+
+  p = valid_problem();
+  p.neuron.type = static_cast<NeuronType>(200);
+  s = validate(p);
+  EXPECT_EQ(s.code, ErrorCode::invalid_argument);
+  EXPECT_NE(s.message.find("neuron type value 200"), std::string::npos) << s.message;
+
+  p = valid_problem();  // the last valid value of each still passes
+  p.precision = Precision::fp16;
+  p.neuron.type = NeuronType::gelu;
+  EXPECT_TRUE(validate(p).ok()) << validate(p).message;
+}
+
 }  // namespace
 }  // namespace tconv::core

@@ -42,6 +42,10 @@ constexpr EnvVar kEnvVars[] = {
     {"TCONV_NUM_THREADS", "CPU worker threads of a Device::cpu() created with threads = 0"},
     {"TCONV_DEVICE", "cpu|cuda: what Device::default_device() returns"},
     {"OMP_NUM_THREADS", "OpenMP's default thread count, used when TCONV_NUM_THREADS is unset"},
+    {"OMP_WAIT_POLICY", "active|passive: whether idle OpenMP threads spin; the tconv program sets passive when "
+                        "neither this nor GOMP_SPINCOUNT is set (docs/reliability.md)"},
+    {"GOMP_SPINCOUNT", "libgomp's spin count before an idle thread sleeps (overrides OMP_WAIT_POLICY's)"},
+    {"TCONV_OMP_WAIT_POLICY_SET", "set to 1 by the tconv program when it chose OMP_WAIT_POLICY=passive itself"},
     {"CUDA_VISIBLE_DEVICES", "which GPUs the CUDA runtime shows to tconv (CUDA builds)"},
 };
 
@@ -99,6 +103,22 @@ nlohmann::json collect() {
     env.push_back({{"name", e.name}, {"meaning", e.meaning}, {"value", v ? nlohmann::json(v) : nlohmann::json()}});
   }
   j["environment"] = env;
+
+  // The wait policy libgomp runs with in this process: it read the environment when it was loaded, and
+  // nothing has changed these variables since (main() re-executes before anything else when it sets them).
+  const char* wp = std::getenv("OMP_WAIT_POLICY");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  const char* by_tconv = std::getenv("TCONV_OMP_WAIT_POLICY_SET");
+  std::string effective;
+  if (wp != nullptr) {
+    effective = std::string(wp) + (by_tconv != nullptr ? " (set by tconv: the environment had none)" : " (from the environment)");
+    if (spin != nullptr) effective += ", spin count " + std::string(spin) + " (GOMP_SPINCOUNT)";
+  } else if (spin != nullptr) {
+    effective = "spin count " + std::string(spin) + " (GOMP_SPINCOUNT)";
+  } else {
+    effective = "libgomp default: idle threads spin before sleeping";
+  }
+  j["openmp_wait_policy"] = effective;
   return j;
 }
 
@@ -127,6 +147,7 @@ void print_text(const nlohmann::json& j) {
                   a["deterministic"].get<bool>() ? "det" : "nondeterministic");
     }
   }
+  std::printf("\nOpenMP wait policy: %s\n", j["openmp_wait_policy"].get<std::string>().c_str());
   std::printf("\nenvironment variables read by tconv\n");
   for (const auto& e : j["environment"]) {
     const std::string value = e["value"].is_null() ? "(unset)" : "= " + e["value"].get<std::string>();

@@ -1,5 +1,8 @@
 // tconv — command-line entry: dispatches to one subcommand per file (commands.hpp).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -31,6 +34,22 @@ const Command kCommands[] = {
 #endif
 };
 
+// OpenMP waiting (docs/reliability.md, "OpenMP wait policy"). libgomp's idle threads spin by default; on
+// a loaded machine that cut throughput about 5x. libgomp reads OMP_WAIT_POLICY once, when it is loaded,
+// before main() and before any constructor of tconv's (measured: a setenv() in a constructor, or in a
+// .preinit_array entry, whose environment glibc resets, has no effect). So when the user chose nothing
+// (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT), set passive and re-execute this program once: same pid,
+// arguments and descriptors, a fresh libgomp that reads it. TCONV_OMP_WAIT_POLICY_SET tells `tconv info`.
+void prefer_passive_openmp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
+  setenv("TCONV_OMP_WAIT_POLICY_SET", "1", 1);
+  execv("/proc/self/exe", argv);
+  // No /proc (or exec refused): run on with libgomp's default, and leave the environment telling the truth.
+  unsetenv("OMP_WAIT_POLICY");
+  unsetenv("TCONV_OMP_WAIT_POLICY_SET");
+}
+
 void usage(FILE* f) {
   std::fprintf(f, "usage: tconv <command> [options]   (tconv <command> --help for its options)\n\ncommands:\n");
   for (const Command& c : kCommands) std::fprintf(f, "  %-12s %s\n", c.name, c.summary);
@@ -39,6 +58,7 @@ void usage(FILE* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  prefer_passive_openmp_wait(argv);
   if (argc < 2) {
     usage(stderr);
     return 2;
