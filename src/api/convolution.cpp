@@ -232,14 +232,7 @@ std::vector<float> Convolution::current_biases() const {
 }
 
 void Convolution::encode_to(io::Encoder& e, const std::string& p) const {
-  Impl& k = impl();
-  if (!k.data_source) api::throw_invalid(kConv, ": cannot encode a kernel without a data source");
-  e.set_string(p + "kernel.class", kConv);
-  e.set_int(p + "kernel.version", 1);
-  e.set_string(p + "kernel.label", k.label);
-  k.desc.encode_to(e, p + "descriptor");
-  api::encode_properties(e, p + "properties", k.props);
-  api::encode_data_source_weights(e, p, *k.data_source, k.desc);
+  api::encode_unary_kernel(e, p, kConv, impl());
 }
 
 Convolution Convolution::decode(const io::Decoder& d, const Device& device, const std::string& p) {
@@ -251,22 +244,11 @@ Convolution Convolution::decode(const io::Decoder& d, const Device& device, cons
   return k;
 }
 
-std::string Convolution::description() const {
-  Impl& k = impl();
-  std::ostringstream os;
-  os << kConv << " '" << k.label << "' on " << k.device.name() << ": " << k.desc.describe() << "; "
-     << api::describe_properties(k.props) << "; weights " << to_string(k.storage);
-  return os.str();
-}
+std::string Convolution::description() const { return api::describe_unary_kernel(kConv, impl()); }
 
 bool Convolution::equals(const Convolution& o) const {
   if (!impl_ || !o.impl_) return impl_ == o.impl_;
-  if (impl_ == o.impl_) return true;
-  const Impl& a = *impl_;
-  const Impl& b = *o.impl_;
-  if (!(a.desc == b.desc) || !(a.props == b.props) || a.label != b.label || a.storage != b.storage) return false;
-  auto wa = api::snapshot(impl_->mu, impl_->weights), wb = api::snapshot(o.impl_->mu, o.impl_->weights);
-  return wa->weights == wb->weights && wa->biases == wb->biases && wa->has_bias == wb->has_bias;
+  return api::unary_kernels_equal(*impl_, *o.impl_);
 }
 
 // ---------------------------------------------------------------- ConvolutionGradient

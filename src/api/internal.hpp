@@ -304,4 +304,31 @@ std::shared_ptr<ConvolutionDataSource> decode_array_data_source(const io::Decode
                                                                 const ConvolutionDescriptor& desc);
 std::string describe_properties(const KernelProperties& p);
 std::string describe_properties(const BinaryKernelProperties& p);
+
+// Coding, description and equality shared by the two single-source kernels (Convolution and
+// ConvolutionTranspose), whose Impls carry the same fields: one definition instead of two copies.
+template <class KernelImpl>
+void encode_unary_kernel(io::Encoder& e, const std::string& p, const char* cls, KernelImpl& k) {
+  if (!k.data_source) throw_invalid(cls, ": cannot encode a kernel without a data source");
+  e.set_string(p + "kernel.class", cls);
+  e.set_int(p + "kernel.version", 1);
+  e.set_string(p + "kernel.label", k.label);
+  k.desc.encode_to(e, p + "descriptor");
+  encode_properties(e, p + "properties", k.props);
+  encode_data_source_weights(e, p, *k.data_source, k.desc);
+}
+template <class KernelImpl>
+std::string describe_unary_kernel(const char* cls, const KernelImpl& k) {
+  std::ostringstream os;
+  os << cls << " '" << k.label << "' on " << k.device.name() << ": " << k.desc.describe() << "; "
+     << describe_properties(k.props) << "; weights " << to_string(k.storage);
+  return os.str();
+}
+template <class KernelImpl>
+bool unary_kernels_equal(KernelImpl& a, KernelImpl& b) {
+  if (&a == &b) return true;
+  if (!(a.desc == b.desc) || !(a.props == b.props) || a.label != b.label || a.storage != b.storage) return false;
+  auto wa = snapshot(a.mu, a.weights), wb = snapshot(b.mu, b.weights);
+  return wa->weights == wb->weights && wa->biases == wb->biases && wa->has_bias == wb->has_bias;
+}
 }  // namespace tconv::api
