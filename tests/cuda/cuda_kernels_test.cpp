@@ -202,6 +202,19 @@ const Shape kShapes[] = {
     {"padded_views", geom(2, 5, 6, 1, 4, 3, 3, 3, 2, 2, 1, 1, 1, 1), true, false, NeuronType::none, true},
     {"long_reduction", geom(8, 8, 8, 1, 24, 24, 4, 4, 2, 2, 1, 1, 1, 1), true},
     {"wide_channels", geom(2, 70, 33, 1, 3, 3, 2, 2, 2, 2, 1, 1, 0, 0), true},
+    // Channel counts that are multiples of 8/16/32, so that the vectorised tensor-core kernels (16-byte
+    // copies, ldmatrix) take them: pixel and channel counts that leave partial tiles, reductions longer than
+    // the pipelines' stages, groups, dilation with output padding, and the few-channel and depthwise layouts
+    // of real layers (dcgan_g5, fsrcnn_x3, depthwise_up, fcn8s_up8 in miniature).
+    {"aligned_dense", geom(4, 64, 96, 1, 11, 13, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    {"aligned_groups", geom(2, 64, 128, 2, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1), true},
+    {"aligned_long_k", geom(2, 256, 160, 1, 14, 14, 2, 2, 2, 2, 1, 1, 0, 0), true},
+    {"aligned_dilated", geom(2, 32, 48, 1, 10, 10, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1), true},
+    {"aligned_stride1", geom(1, 16, 24, 1, 40, 40, 3, 3, 1, 1, 1, 1, 1, 1), true},
+    {"few_out_channels", geom(4, 64, 3, 1, 16, 16, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    {"one_out_channel_k9", geom(2, 56, 1, 1, 12, 12, 9, 9, 3, 3, 1, 1, 4, 4), true},
+    {"depthwise_wide", geom(2, 64, 64, 64, 16, 16, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    {"k16_s8", geom(1, 21, 21, 1, 8, 8, 16, 16, 8, 8, 1, 1, 4, 4), true},
 };
 
 struct TypeMode {
