@@ -4,7 +4,8 @@
 // dx_ms: data gradient; dwdb_ms: weight and bias gradients; all_ms: both, back to back on one stream; fwd_ms:
 // the forward pass. Each is the median of --reps timed calls (CUDA events) after --warmup calls, on random
 // data in [-1, 1] (never zeros). dtype: fp32 / tf32 (float32 images), fp16, bf16 (images of that type,
-// matching precision mode). Until `tconv bench --device cuda` exists this is the CUDA timing program.
+// matching precision mode). Engine level (algorithms called directly, one stream); what the object API gives
+// (two-stream gradient) is `tconv bench --device cuda` (tools/tconv/bench_cuda.cpp).
 //
 //   tconv_cuda_bench --cases suite.txt [--dtypes bf16,fp16,tf32,fp32] [--algorithms cuda_direct,cuda_cudnn]
 //                    [--warmup 5] [--reps 20] [--nondeterministic]
@@ -165,10 +166,16 @@ int main(int argc, char** argv) {
         rec << "{\"impl\": \"tconv-" << alg->name() << "\", \"device\": \"" << device << "\", \"layer\": \"" << L.name
             << "\", \"n\": " << g.n << ", \"dtype\": \"" << dt << "\", \"layout\": \"nhwc\", \"gflop_each\": "
             << pd.flops() / 1e9;
+        // A direction the algorithm declines is reported as null; the line is "declined" only when all are.
         std::string why;
-        for (const core::Problem* q : {&pf, &pd, &pw})
-          if (auto r = alg->decline_reason(*q)) why = *r;
-        if (!why.empty()) {
+        bool takes[3] = {true, true, true};
+        const core::Problem* dirs[3] = {&pf, &pd, &pw};
+        for (int i = 0; i < 3; ++i)
+          if (auto r = alg->decline_reason(*dirs[i])) {
+            why = *r;
+            takes[i] = false;
+          }
+        if (!takes[0] && !takes[1] && !takes[2]) {
           std::string esc;
           for (char c : why) esc += (c == '"' || c == '\\') ? '\'' : c;
           rec << ", \"error\": \"declined: " << esc << "\"}";
@@ -189,20 +196,23 @@ int main(int argc, char** argv) {
           const core::Status s = alg->run(q, a, ws, ctx);
           if (!s.ok() && !failed) { failed = true; err = s.message; }
         };
-        const double fwd = median_ms([&] { call(pf); }, warmup, reps, stream);
-        const double dx = median_ms([&] { call(pd); }, warmup, reps, stream);
-        const double dw = median_ms([&] { call(pw); }, warmup, reps, stream);
-        const double all = median_ms([&] { call(pd); call(pw); }, warmup, reps, stream);
+        const double fwd = takes[0] ? median_ms([&] { call(pf); }, warmup, reps, stream) : -1;
+        const double dx = takes[1] ? median_ms([&] { call(pd); }, warmup, reps, stream) : -1;
+        const double dw = takes[2] ? median_ms([&] { call(pw); }, warmup, reps, stream) : -1;
+        const double all = takes[1] && takes[2] ? median_ms([&] { call(pd); call(pw); }, warmup, reps, stream) : -1;
         CK(cudaFree(ws));
         if (failed) {
           std::string esc;
           for (char c : err) esc += (c == '"' || c == '\\') ? '\'' : c;
           rec << ", \"error\": \"" << esc << "\"}";
         } else {
-          char buf[256];
-          std::snprintf(buf, sizeof buf, ", \"dx_ms\": %.4f, \"dwdb_ms\": %.4f, \"all_ms\": %.4f, \"fwd_ms\": %.4f}", dx,
-                        dw, all, fwd);
-          rec << buf;
+          auto num = [](double ms) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.4f", ms);
+            return ms < 0 ? std::string("null") : std::string(buf);
+          };
+          rec << ", \"dx_ms\": " << num(dx) << ", \"dwdb_ms\": " << num(dw) << ", \"all_ms\": " << num(all)
+              << ", \"fwd_ms\": " << num(fwd) << "}";
         }
         std::printf("%s\n", rec.str().c_str());
         std::fflush(stdout);

@@ -6,9 +6,12 @@
 #      .carry/gpu/bin (built elsewhere for sm_80/89/90a, with their shared libraries in .carry/gpu/lib) are
 #      used instead, and summary.txt says so.
 #   3. the CUDA test suite (every registered CUDA algorithm vs cpu_ref_f64)   -> OUTDIR/tests.log, tests.xml
+#      and the object API on the GPU (test_api_device_kernels)              -> OUTDIR/api_cuda.log
 #   4. compute-sanitizer memcheck, racecheck, initcheck, synccheck on a reduced filter -> OUTDIR/sanitizer_*.log
-#   5. timing: tconv_cuda_bench on the suite and torch_peer.py (PyTorch/cuDNN) in the same run
-#      -> OUTDIR/ours.jsonl, peer.jsonl, compare.txt
+#   5. timing: `tconv bench --device cuda --algorithms list` on the suite (impl "tconv": the planner's choice
+#      through the object API, dX and dW+db on two streams — what a user gets; impl "tconv-<name>": one
+#      algorithm forced; plus the GPU's bf16 cuBLAS rate and copy bandwidth) and torch_peer.py
+#      (PyTorch/cuDNN) in the same run -> OUTDIR/ours.jsonl, peer.jsonl, compare.txt, bench_tconv.log
 # Ends with a short table (summary.txt). Environment: TCONV_GPU_BUILD (build folder), TCONV_BENCH_DIR (folder
 # with suite.json, torch_peer.py, compare.py; default bench/ or .carry/bench/), TCONV_GPU_QUICK=1 (skip timing).
 set -u -o pipefail
@@ -44,26 +47,39 @@ note "device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | 
 export LD_LIBRARY_PATH=${CUDNN_DIR:+$CUDNN_DIR/lib:}${LD_LIBRARY_PATH:-}
 
 # ---- 2. build ----------------------------------------------------------------------------------------------
-BIN=$BUILD/tests/cuda
+TEST_BIN=$BUILD/tests/cuda/tconv_test_cuda
+API_BIN=$BUILD/tests/api/test_api_device_kernels
+CLI_BIN=$BUILD/tools/tconv/tconv
+BENCH_BIN=$BUILD/tests/cuda/tconv_cuda_bench
 cudnn_args=()
 [ -n "$CUDNN_DIR" ] && cudnn_args=(-DCUDNN_ROOT="$CUDNN_DIR")
 if step configure 60 "$OUT/configure.log" cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-     -DTCONV_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${cudnn_args[@]}" &&
-   step build 150 "$OUT/build.log" cmake --build "$BUILD" --target tconv_test_cuda tconv_cuda_bench -j"$(nproc)"; then
+     -DTCONV_CUDA=ON -DTCONV_BUILD_TOOLS=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${cudnn_args[@]}" &&
+   step build 150 "$OUT/build.log" cmake --build "$BUILD" --target tconv_test_cuda tconv_cuda_bench \
+     test_api_device_kernels tconv_cli -j"$(nproc)"; then
   note "binaries: built here ($BUILD)"
 elif [ -x "$ROOT/.carry/gpu/bin/tconv_test_cuda" ]; then
-  BIN=$ROOT/.carry/gpu/bin
+  CARRIED=$ROOT/.carry/gpu/bin
+  TEST_BIN=$CARRIED/tconv_test_cuda API_BIN=$CARRIED/test_api_device_kernels CLI_BIN=$CARRIED/tconv
+  BENCH_BIN=$CARRIED/tconv_cuda_bench
   export LD_LIBRARY_PATH=$ROOT/.carry/gpu/lib:$LD_LIBRARY_PATH
   note "binaries: build here failed (see build.log/configure.log); using carried .carry/gpu/bin"
 else
   note "binaries: none (build failed, nothing carried)"; exit 1
 fi
 grep -m1 "cuDNN:" "$OUT/configure.log" 2>/dev/null | tee -a "$SUMMARY"
+# cuBLAS for `tconv bench --device cuda` (its bf16 matrix rate): from the toolkit, else PyTorch's wheel.
+CUBLAS_DIR=$(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+[ -n "$CUBLAS_DIR" ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CUBLAS_DIR/lib
 
 # ---- 3. tests ----------------------------------------------------------------------------------------------
-step tests 150 "$OUT/tests.log" "$BIN/tconv_test_cuda" --gtest_output=xml:"$OUT/tests.xml"
+step tests 150 "$OUT/tests.log" "$TEST_BIN" --gtest_output=xml:"$OUT/tests.xml"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran" "$OUT/tests.log" | tail -4 | tee -a "$SUMMARY"
 grep -E "^\[  FAILED  \]" "$OUT/tests.log" | head -20 | tee -a "$SUMMARY"
+if [ -x "$API_BIN" ]; then
+  step api_tests 60 "$OUT/api_cuda.log" "$API_BIN"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran|^\[  FAILED  \]" "$OUT/api_cuda.log" | tail -6 | tee -a "$SUMMARY"
+fi
 
 # ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
 # Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);
@@ -77,12 +93,12 @@ if command -v compute-sanitizer >/dev/null; then
     extra=()
     [ "$tool" = memcheck ] && extra=(--leak-check full)
     TCONV_CUDA_TEST_ALGORITHMS=cuda_direct,cuda_igemm_mma step "sanitizer_$tool" 40 "$OUT/sanitizer_$tool.log" \
-      compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 9 "$BIN/tconv_test_cuda" --gtest_filter="$FILTER"
+      compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 9 "$TEST_BIN" --gtest_filter="$FILTER"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/sanitizer_$tool.log" | tail -2 | sed 's/^/    /' | tee -a "$SUMMARY"
   done
   # cuDNN path once under memcheck (our layout/bias kernels around it).
   TCONV_CUDA_TEST_ALGORITHMS=cuda_cudnn step sanitizer_memcheck_cudnn 40 "$OUT/sanitizer_memcheck_cudnn.log" \
-    compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/tconv_test_cuda" \
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$TEST_BIN" \
     --gtest_filter='Classes/CudaShapes.*/bias_float32_fp32:Classes/CudaShapes.*/groups_float16_fp16'
   grep -E "ERROR SUMMARY" "$OUT/sanitizer_memcheck_cudnn.log" | tail -1 | sed 's/^/    /' | tee -a "$SUMMARY"
 else
@@ -102,18 +118,31 @@ for L in json.load(open(sys.argv[1]))["layers"]:
     print(L["name"], L["n"], L["cin"], L["cout"], L["h"], L["w"], L["kh"], L["kw"], L["groups"], *L["stride"],
           *L["pad"], *L["out_pad"], *L["dil"])
 PY
-    step bench_tconv 150 "$OUT/ours.jsonl" "$BIN/tconv_cuda_bench" --cases "$OUT/suite.txt" \
-      --dtypes bf16,fp16,tf32,fp32 --warmup 2 --reps 7
+    if [ -x "$CLI_BIN" ]; then
+      step bench_tconv "${TCONV_GPU_BENCH_LIMIT:-400}" "$OUT/bench_tconv.log" "$CLI_BIN" bench --device cuda \
+        --suite "$BENCH/suite.json" --dtypes bf16,fp16,tf32,fp32 --warmup 2 --reps 7 --algorithms list \
+        --json "$OUT/ours.jsonl"
+      grep -E "^# machine" "$OUT/bench_tconv.log" | tee -a "$SUMMARY"
+      grep -c '"check":"MISMATCH"' "$OUT/ours.jsonl" | sed 's/^/object API vs direct run mismatches: /' | tee -a "$SUMMARY"
+    else  # no CLI: the per-algorithm program alone (no "tconv" line)
+      step bench_tconv 150 "$OUT/ours.jsonl" "$BENCH_BIN" --cases "$OUT/suite.txt" \
+        --dtypes bf16,fp16,tf32,fp32 --warmup 2 --reps 7
+    fi
     step bench_torch 150 "$OUT/peer.jsonl" env PYTHONUNBUFFERED=1 python3 "$BENCH/torch_peer.py" \
       --suite "$BENCH/suite.json" --device cuda --dtypes bf16,fp16,tf32,fp32 --warmup 2 --reps 7
-    # compare.py keeps the best of each side per (layer, dtype): once over all our algorithms (cuDNN included),
-    # once for our own kernels alone.
-    impls=$(grep -o '"impl": "tconv-[a-z0-9_]*"' "$OUT/ours.jsonl" | sed 's/.*"tconv-//; s/"$//' | sort -u)
+    # compare.py keeps the best of each side per (layer, dtype): for "tconv" (the planner through the object
+    # API: what a user gets), over every line (the best forced algorithm per layer), and per algorithm.
+    impls=$(python3 -c 'import json,sys
+print("\n".join(sorted({json.loads(l)["impl"] for l in open(sys.argv[1]) if l.startswith("{")} - {"tconv-machine"})))' \
+      "$OUT/ours.jsonl")
     {
       for m in all_ms dx_ms dwdb_ms; do
-        echo "### best tconv algorithm, metric $m"; python3 "$BENCH/compare.py" "$OUT/peer.jsonl" "$OUT/ours.jsonl" --metric "$m"
+        echo "### best tconv line, metric $m"; python3 "$BENCH/compare.py" "$OUT/peer.jsonl" "$OUT/ours.jsonl" --metric "$m"
         for i in $impls; do
-          grep "\"tconv-$i\"" "$OUT/ours.jsonl" >"$OUT/ours_one.jsonl"
+          python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    if l.startswith("{") and json.loads(l)["impl"] == sys.argv[2]: print(l, end="")' "$OUT/ours.jsonl" "$i" \
+            >"$OUT/ours_one.jsonl"
           echo "### $i only, metric $m"; python3 "$BENCH/compare.py" "$OUT/peer.jsonl" "$OUT/ours_one.jsonl" --metric "$m"
         done
       done

@@ -43,6 +43,12 @@ class CommandBuffer {
   void add_completed_handler(std::function<void(const CommandBuffer&)> handler);
 
   void commit();
+  // CUDA interop: the stream (a cudaStream_t) this buffer's commands issue their GPU work to, in encode
+  // order; null on a CPU device. Record events on it or launch your own kernels on it from inside a command
+  // (encode()) to order them with tconv's work. The weight gradient of a gradient encode runs on a second
+  // stream that is joined back into this one before the next command, so work issued here after a command
+  // sees all of that command's results. Buffers of one queue (Device context) share the stream.
+  void* cuda_stream() const;
   // Blocks until the buffer is completed or failed and its completion handlers ran. Does not throw; inspect
   // status()/error(). Returns at once for a buffer never committed, or when called from its own handler.
   void wait_until_completed() const;

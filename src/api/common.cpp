@@ -1,6 +1,9 @@
 // Helpers shared by the kernels: image views (channel offsets, clip origins and image indices become a
 // base-pointer offset; NHWC strides stay the image's), binding a canonical problem to a registered
-// algorithm at encode time, and running it on the queue with the device's thread budget.
+// algorithm at encode time, running it on the queue (the device's thread budget on the CPU, the queue's
+// stream on CUDA), weight stores and their one-time device upload, and the cached per-kernel workspace.
+#include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "api/internal.hpp"
@@ -32,39 +35,83 @@ BoundProblem bind(const Device& device, const core::Problem& p, const core::Args
   return BoundProblem{p, a, c.algorithm};
 }
 
-void run_bound(const Device& device, const BoundProblem& b) {
-  registry::ExecContext ctx;
-  ctx.num_threads = device.num_threads();
-  if (device.kind() == DeviceKind::cpu) {
-    std::vector<uint8_t> workspace(b.algorithm->workspace_bytes(b.problem));
-    core::throw_if_error(b.algorithm->run(b.problem, b.args, workspace.empty() ? nullptr : workspace.data(), ctx));
+namespace {
+std::atomic<uint64_t> g_weight_uploads{0};
+}  // namespace
+
+uint64_t weight_uploads() noexcept { return g_weight_uploads.load(std::memory_order_relaxed); }
+
+void finish_store(WeightStore& s, const Device& device, const core::ConvGeometry* conv) {
+  if (conv != nullptr) {
+    s.canonical.resize(s.weights.size());
+    core::conv_weights_to_transpose(*conv, s.weights.data(), s.canonical.data());
+  } else {
+    s.canonical.clear();
+  }
+  if (device.kind() != DeviceKind::cuda) {
+    s.device_weights = Buffer();
+    s.device_biases = Buffer();
     return;
   }
-  // CUDA: the kernels' weights and biases live in host memory (they are replaced by reloads on the host
-  // side of the queue); upload them for this run, and bring a host-side weight gradient back.
-  ctx.cuda_device = device.ordinal();
-  const core::Geometry& g = b.problem.g;
-  const std::size_t wbytes = static_cast<std::size_t>(core::wei_elements(g)) * sizeof(float);
-  const std::size_t bbytes = static_cast<std::size_t>(g.c_out) * sizeof(float);
-  core::Args a = b.args;
-  Buffer wei, bias, dwei, dbias;
-  if (a.wei != nullptr) {
-    wei = Buffer::from_host(device, a.wei, wbytes);
-    a.wei = static_cast<const float*>(wei.device_pointer());
+  // New buffers, never the ones a copied store shares: commands that snapshotted the old store may still
+  // read those.
+  const float* w = s.canonical_host();
+  s.device_weights = Buffer::from_host(device, w, s.weights.size() * sizeof(float));
+  s.device_biases = Buffer::from_host(device, s.biases.data(), s.biases.size() * sizeof(float));
+  g_weight_uploads.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::shared_ptr<WeightStore> finished_store(WeightStore s, const Device& device, const core::ConvGeometry* conv) {
+  auto p = std::make_shared<WeightStore>(std::move(s));
+  finish_store(*p, device, conv);
+  return p;
+}
+
+void* WorkspaceCache::get(const Device& queue, int slot, std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const void* ctx = &queue.context();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Entry& e : entries_) {
+    if (e.context != ctx || e.slot != slot) continue;
+    // Grow by at least half again, so that a sequence of slightly larger problems does not reallocate each time.
+    if (e.buffer.length() < bytes) e.buffer = Buffer::allocate(queue, std::max(bytes, e.buffer.length() * 3 / 2));
+    return e.buffer.device_pointer();
   }
-  if (a.bias != nullptr) {
-    bias = Buffer::from_host(device, a.bias, bbytes);
-    a.bias = static_cast<const float*>(bias.device_pointer());
+  entries_.push_back(Entry{ctx, slot, Buffer::allocate(queue, bytes)});
+  return entries_.back().buffer.device_pointer();
+}
+
+CudaStreams& queue_streams(const Device& queue) {
+  Device::Context& ctx = queue.context();
+  std::lock_guard<std::mutex> lock(ctx.cuda_mu);
+  if (ctx.cuda.main == nullptr) {
+    const int d = queue.ordinal();
+    CudaStreams s;
+    core::Status st = cuda_backend::stream_create(d, &s.main, true);
+    if (st.ok()) st = cuda_backend::stream_create(d, &s.side, true);
+    if (st.ok()) st = cuda_backend::event_create(d, &s.fork);
+    if (st.ok()) st = cuda_backend::event_create(d, &s.join);
+    if (!st.ok()) {
+      cuda_backend::event_destroy(d, s.join);
+      cuda_backend::event_destroy(d, s.fork);
+      cuda_backend::stream_destroy(d, s.side);
+      cuda_backend::stream_destroy(d, s.main);
+      core::throw_if_error(st);
+    }
+    ctx.cuda = s;
   }
-  if (b.diff_wei_on_host && a.diff_wei != nullptr) {
-    dwei = Buffer::from_host(device, a.diff_wei, wbytes);
-    a.diff_wei = static_cast<float*>(dwei.device_pointer());
+  return ctx.cuda;
+}
+
+void run_bound(const Device& queue, const BoundProblem& b, WorkspaceCache& workspace, int slot, void* stream) {
+  registry::ExecContext ctx;
+  ctx.num_threads = queue.num_threads();
+  if (queue.kind() == DeviceKind::cuda) {
+    ctx.cuda_device = queue.ordinal();
+    ctx.cuda_stream = stream != nullptr ? stream : queue_streams(queue).main;
   }
-  const std::size_t ws = b.algorithm->workspace_bytes(b.problem);
-  Buffer workspace = ws > 0 ? Buffer::allocate(device, ws) : Buffer();
-  core::throw_if_error(b.algorithm->run(b.problem, a, workspace ? workspace.device_pointer() : nullptr, ctx));
-  core::throw_if_error(cuda_backend::stream_synchronize(device.ordinal(), nullptr));
-  if (dwei) dwei.copy_to_host(b.args.diff_wei, wbytes);
+  void* ws = workspace.get(queue, slot, b.algorithm->workspace_bytes(b.problem));
+  core::throw_if_error(b.algorithm->run(b.problem, b.args, ws, ctx));
 }
 
 ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const Device& device, const char* kernel,
@@ -84,7 +131,7 @@ ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const 
 
 void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* kernel, const ConvolutionDescriptor& desc,
                            DataType storage, std::mutex& mu, std::shared_ptr<WeightStore>& weights,
-                           const ConvolutionWeightsAndBiasesState& state) {
+                           const ConvolutionWeightsAndBiasesState& state, const core::ConvGeometry* conv) {
   if (!state) throw_invalid(kernel, ": reload from a null weights-and-biases state");
   require_same_device(device, cb.device(), "the command buffer");
   const int64_t n = desc.weight_elements();
@@ -100,7 +147,10 @@ void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* 
     weights = fresh;
   }
   const int64_t nout = desc.output_feature_channels;
-  cb.encode(std::string(kernel) + " reload weights", [old, fresh, state, n, nout, with_biases, storage] {
+  std::optional<core::ConvGeometry> geometry;
+  if (conv != nullptr) geometry = *conv;
+  Device dev = device;
+  cb.encode(std::string(kernel) + " reload weights", [old, fresh, state, n, nout, with_biases, storage, geometry, dev] {
     fresh->weights.resize(static_cast<std::size_t>(n));
     state.weights().copy_to_host(fresh->weights.data(), static_cast<std::size_t>(n) * 4, state.weights_offset());
     round_to_storage(fresh->weights, storage);
@@ -112,6 +162,8 @@ void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* 
       fresh->biases = old->biases;  // as they are when this command runs
       fresh->has_bias = old->has_bias;
     }
+    // The one upload of the new values; commands encoded after this reload read them on the device.
+    finish_store(*fresh, dev, geometry ? &*geometry : nullptr);
   });
 }
 

@@ -3,6 +3,9 @@
 // core/direction.hpp (conv fwd = transpose bwd_data, conv dX = transpose fwd, conv dW = transpose
 // bwd_weights with the weights rotated and their channels swapped); its bias, fused neuron and bias gradient
 // are applied here since the mapping leaves them out. MPS offset → PyTorch padding: pad = h − offset.
+// The kernels keep their weights in the canonical (transpose) layout too, converted once per weight store
+// (api::finish_store), and on a CUDA device resident there; the bias, neuron and bias gradient run as device
+// kernels (cuda/api_kernels.cu) on the queue's streams, so no command stages an image through the host.
 #include "tconv/convolution.hpp"
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include "core/dtype.hpp"
 #include "core/mps_geometry.hpp"
 #include "core/neuron.hpp"
+#include "cuda/backend.hpp"
 #include "io/coder.hpp"
 
 namespace tconv {
@@ -34,12 +38,6 @@ core::ConvGeometry base_geometry(const ConvolutionDescriptor& d) {
   c.dil_h = d.dilation_y;
   c.dil_w = d.dilation_x;
   return c;
-}
-
-std::shared_ptr<std::vector<float>> to_transpose_layout(const core::ConvGeometry& c, const std::vector<float>& wc) {
-  auto wt = std::make_shared<std::vector<float>>(wc.size());
-  core::conv_weights_to_transpose(c, wc.data(), wt->data());
-  return wt;
 }
 
 void encode_conv_forward(const std::shared_ptr<Convolution::Impl>& kp, CommandBuffer& cb, const Image& src,
@@ -76,21 +74,28 @@ void encode_conv_forward(const std::shared_ptr<Convolution::Impl>& kp, CommandBu
   g.pad_w = core::mps::conv_canonical_pad(p.offset.x + d.stride_x * (x0 - c.x), d.kernel_width, d.dilation_x);
   const core::Problem prob = core::conv_as_transpose(g, core::ConvDirection::fwd, {src.data_type(), p.precision, false});
   // The store current at encode time; its values are read when the command runs (a reload encoded
-  // earlier fills this store on the queue first), so the transpose-layout copy is made then too.
+  // earlier fills this store on the queue first, with its canonical copy).
   std::shared_ptr<WeightStore> w = api::snapshot(k.mu, k.weights);
-  auto wt = std::make_shared<std::vector<float>>(static_cast<std::size_t>(d.weight_elements()));
   const core::TensorView xv = api::image_view(src, p.offset.z, 0, 0, p.source_feature_channel_offset);
   const core::TensorView yv = api::image_view(dst, c.z, y0, x0, p.destination_feature_channel_offset);
-  api::BoundProblem bp = api::bind(k.device, prob, core::conv_args(core::ConvDirection::fwd, xv, yv, wt->data(), nullptr),
+  api::BoundProblem bp = api::bind(k.device, prob, core::conv_args(core::ConvDirection::fwd, xv, yv, nullptr, nullptr),
                                    p.algorithm, p.allow_nondeterministic);
   const NeuronDescriptor neuron = d.fused_neuron;
   const bool half = p.accumulator_precision == AccumulatorPrecision::half;
   const DataType t = dst.data_type();
-  Device dev = k.device;
-  cb.encode(k.label.empty() ? std::string(kConv) : k.label, [bp, w, wt, src, dst, g, yv, neuron, half, t, dev] {
-    core::conv_weights_to_transpose(g, w->weights.data(), wt->data());
-    api::run_bound(dev, bp);
+  Device queue = cb.device();
+  std::shared_ptr<api::WorkspaceCache> ws = k.workspace;
+  cb.encode(k.label.empty() ? std::string(kConv) : k.label, [bp, w, src, dst, g, yv, neuron, half, t, queue, ws] {
+    api::BoundProblem b = bp;
+    b.args.wei = w->run_weights();
+    api::run_bound(queue, b, *ws, api::WorkspaceCache::main_stream);
     if (!w->has_bias && neuron.type == NeuronType::none && !half) return;
+    if (queue.kind() == DeviceKind::cuda) {
+      core::throw_if_error(cuda_backend::epilogue(queue.ordinal(), api::queue_streams(queue).main, yv, t, g.n,
+                                                  g.h_out, g.w_out, g.c_out, w->has_bias ? w->run_biases() : nullptr,
+                                                  neuron, half));
+      return;
+    }
     api::on_host(dst, yv, [&](const core::TensorView& v) {
       for (int64_t n = 0; n < g.n; ++n)
         for (int64_t y = 0; y < g.h_out; ++y)
@@ -119,7 +124,8 @@ Convolution::Convolution(const Device& device, std::shared_ptr<ConvolutionDataSo
     api::throw_unsupported(kConv, ": sub-pixel scale factor ", k->desc.sub_pixel_scale_factor, " is not implemented");
   api::check_data_source(*ds, kConv);
   k->storage = api::storage_type_of(*ds);
-  k->weights = std::make_shared<WeightStore>(api::load_weights(*ds, k->desc, k->storage, true));
+  const core::ConvGeometry base = base_geometry(k->desc);
+  k->weights = api::finished_store(api::load_weights(*ds, k->desc, k->storage, true), device, &base);
   k->label = ds->label();
   k->data_source = std::move(ds);
   impl_ = std::move(k);
@@ -214,13 +220,15 @@ ConvolutionWeightsAndBiasesState Convolution::export_weights_and_biases(CommandB
 
 void Convolution::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
   Impl& k = impl();
-  api::encode_reload_weights(cb, k.device, kConv, k.desc, k.storage, k.mu, k.weights, state);
+  const core::ConvGeometry base = base_geometry(k.desc);
+  api::encode_reload_weights(cb, k.device, kConv, k.desc, k.storage, k.mu, k.weights, state, &base);
 }
 
 void Convolution::reload_weights_and_biases_from_data_source() {
   Impl& k = impl();
   if (!k.data_source) api::throw_invalid(kConv, ": no data source to reload from");
-  auto fresh = std::make_shared<WeightStore>(api::load_weights(*k.data_source, k.desc, k.storage, true));
+  const core::ConvGeometry base = base_geometry(k.desc);
+  auto fresh = api::finished_store(api::load_weights(*k.data_source, k.desc, k.storage, true), k.device, &base);
   std::lock_guard<std::mutex> lock(k.mu);
   k.weights = std::move(fresh);
 }
@@ -260,7 +268,8 @@ ConvolutionGradient::ConvolutionGradient(const Device& device, std::shared_ptr<C
   k->desc = ds->descriptor();
   api::validate_for_gradient(*ds, k->desc, kGrad);
   k->storage = api::storage_type_of(*ds);
-  k->weights = std::make_shared<WeightStore>(api::load_weights(*ds, k->desc, k->storage, false));
+  const core::ConvGeometry base = base_geometry(k->desc);
+  k->weights = api::finished_store(api::load_weights(*ds, k->desc, k->storage, false), device, &base);
   k->data_source = std::move(ds);
   impl_ = std::move(k);
 }
@@ -305,6 +314,7 @@ void ConvolutionGradient::encode(CommandBuffer& cb, const Image& gy, const Image
   api::require_same_device(k.device, cb.device(), "the command buffer");
   api::require_same_device(k.device, gy.device(), "the source gradient image");
   api::require_same_device(k.device, x.device(), "the source image");
+  api::require_same_device(k.device, state.gradient_for_weights().device(), "the gradient state");
   if (gy.data_type() != x.data_type()) api::throw_unsupported(kGrad, ": gY and X must have one data type");
   api::require_channels(gy, "source gradient", 0, all_channels, d.output_feature_channels);
   api::require_channels(x, "source", 0, all_channels, d.input_feature_channels);
@@ -316,8 +326,7 @@ void ConvolutionGradient::encode(CommandBuffer& cb, const Image& gy, const Image
   g.pad_h = core::mps::conv_canonical_pad(r.total_offset_y, d.kernel_height, d.dilation_y);
   g.pad_w = core::mps::conv_canonical_pad(r.total_offset_x, d.kernel_width, d.dilation_x);
   std::shared_ptr<WeightStore> w = api::snapshot(k.mu, k.weights);
-  std::vector<api::BoundProblem> work;
-  std::shared_ptr<std::vector<float>> wt, dwt;
+  std::optional<api::BoundProblem> data_work, weights_work;
   const core::TensorView gyv = api::image_view(gy, 0, 0, 0, 0);
   if (has_data(k.option)) {
     if (dst.empty()) api::throw_invalid(kGrad, ": gradient option includes data but the destination is empty");
@@ -329,53 +338,83 @@ void ConvolutionGradient::encode(CommandBuffer& cb, const Image& gy, const Image
     gd.n = std::min(g.n, dst.number_of_images());
     gd.h_in = dst.height();
     gd.w_in = dst.width();
-    wt = to_transpose_layout(gd, w->weights);
     const core::Problem prob = core::conv_as_transpose(gd, core::ConvDirection::bwd_data, {gy.data_type(), k.precision, false});
-    work.push_back(api::bind(k.device, prob,
-                             core::conv_args(core::ConvDirection::bwd_data, api::image_view(dst, 0, 0, 0, 0), gyv,
-                                             wt->data(), nullptr),
-                             {}, false));
+    // The weights (the store's canonical copy) are filled in when the command runs.
+    data_work = api::bind(k.device, prob,
+                          core::conv_args(core::ConvDirection::bwd_data, api::image_view(dst, 0, 0, 0, 0), gyv, nullptr,
+                                          nullptr),
+                          {}, false);
   }
   bool accumulate = false;
   if (has_weights(k.option)) {
     core::ConvGeometry gw = g;
     gw.h_in = x.height();
     gw.w_in = x.width();
-    dwt = std::make_shared<std::vector<float>>(static_cast<std::size_t>(d.weight_elements()));
     const core::Problem prob = core::conv_as_transpose(gw, core::ConvDirection::bwd_weights, {gy.data_type(), k.precision, false});
     {
       std::lock_guard<std::mutex> lock(st.mu);
       accumulate = st.initialised;  // e4
       st.initialised = true;
     }
-    work.push_back(api::bind(k.device, prob,
+    // diff_wei: a canonical-layout scratch from the kernel's workspace, filled in when the command runs.
+    weights_work = api::bind(k.device, prob,
                              core::conv_args(core::ConvDirection::bwd_weights, api::image_view(x, 0, 0, 0, 0), gyv,
-                                             nullptr, dwt->data()),
-                             {}, false));
-    work.back().diff_wei_on_host = true;
+                                             nullptr, nullptr),
+                             {}, false);
   }
-  const bool want_weights = has_weights(k.option);
   const DataType t = gy.data_type();
-  Device dev = k.device;
-  cb.encode(kGrad, [work, w, wt, dwt, gy, x, dst, state, g, gyv, t, accumulate, want_weights, dev] {
-    for (const api::BoundProblem& b : work) api::run_bound(dev, b);
-    if (!want_weights) return;
-    Buffer gwb = state.gradient_for_weights(), gbb = state.gradient_for_biases();
-    std::vector<float> gw(gwb.length() / 4), gb(gbb.length() / 4);
-    gwb.copy_to_host(gw.data(), gwb.length());
-    gbb.copy_to_host(gb.data(), gbb.length());
-    std::vector<float> wc(dwt->size());
-    core::transpose_weights_to_conv(g, dwt->data(), wc.data());
-    for (std::size_t i = 0; i < wc.size(); ++i) gw[i] = accumulate ? gw[i] + wc[i] : wc[i];
-    api::on_host(gy, gyv, [&](const core::TensorView& v) { core::conv_bias_gradient(g, v, t, gb.data(), accumulate); });
-    gwb.copy_from_host(gw.data(), gwb.length());
-    gbb.copy_from_host(gb.data(), gbb.length());
+  Device queue = cb.device();
+  std::shared_ptr<api::WorkspaceCache> ws = k.workspace;
+  const std::size_t wbytes = static_cast<std::size_t>(d.weight_elements()) * sizeof(float);
+  cb.encode(kGrad, [data_work, weights_work, w, gy, x, dst, state, g, gyv, t, accumulate, queue, ws, wbytes] {
+    const bool cuda = queue.kind() == DeviceKind::cuda;
+    const int dev = queue.ordinal();
+    std::optional<api::BoundProblem> data = data_work, weights = weights_work;
+    if (data) data->args.wei = w->run_weights();
+    void* side = nullptr;
+    if (cuda && data && weights) {  // both: dW/db on the side stream beside dX (see the transpose gradient)
+      const api::CudaStreams& s = api::queue_streams(queue);
+      core::throw_if_error(cuda_backend::event_record(dev, s.fork, s.main));
+      core::throw_if_error(cuda_backend::stream_wait_event(dev, s.side, s.fork));
+      side = s.side;
+    }
+    if (weights) {
+      // Scratch: the canonical weight gradient, then (CUDA) the bias-gradient partial sums, 256-byte aligned.
+      const std::size_t wb_aligned = (wbytes + 255) / 256 * 256;
+      const std::size_t bias_ws = cuda ? cuda_backend::bias_gradient_workspace(g.n, g.h_out, g.w_out, g.c_out) : 0;
+      auto* scratch = static_cast<uint8_t*>(ws->get(queue, api::WorkspaceCache::side_scratch, wb_aligned + bias_ws));
+      auto* dwt = reinterpret_cast<float*>(scratch);
+      weights->args.diff_wei = dwt;
+      const int slot = side != nullptr ? api::WorkspaceCache::side_stream : api::WorkspaceCache::main_stream;
+      api::run_bound(queue, *weights, *ws, slot, side);
+      auto* gw = static_cast<float*>(state.gradient_for_weights().device_pointer());
+      auto* gb = static_cast<float*>(state.gradient_for_biases().device_pointer());
+      if (cuda) {
+        void* stream = side != nullptr ? side : api::queue_streams(queue).main;
+        core::throw_if_error(cuda_backend::conv_weights_from_transpose(dev, stream, g.c_in, g.c_out, g.groups, g.kh,
+                                                                       g.kw, dwt, gw, accumulate));
+        core::throw_if_error(cuda_backend::bias_gradient(dev, stream, gyv, t, g.n, g.h_out, g.w_out, g.c_out, gb,
+                                                         accumulate, scratch + wb_aligned));
+      } else {
+        std::vector<float> wc(wbytes / sizeof(float));
+        core::transpose_weights_to_conv(g, dwt, wc.data());
+        for (std::size_t i = 0; i < wc.size(); ++i) gw[i] = accumulate ? gw[i] + wc[i] : wc[i];
+        core::conv_bias_gradient(g, gyv, t, gb, accumulate);
+      }
+    }
+    if (data) api::run_bound(queue, *data, *ws, api::WorkspaceCache::main_stream);
+    if (side != nullptr) {
+      const api::CudaStreams& s = api::queue_streams(queue);
+      core::throw_if_error(cuda_backend::event_record(dev, s.join, s.side));
+      core::throw_if_error(cuda_backend::stream_wait_event(dev, s.main, s.join));
+    }
   });
 }
 
 void ConvolutionGradient::reload_weights_and_biases_from_data_source() {
   Impl& k = impl();
-  auto fresh = std::make_shared<WeightStore>(api::load_weights(*k.data_source, k.desc, k.storage, false));
+  const core::ConvGeometry base = base_geometry(k.desc);
+  auto fresh = api::finished_store(api::load_weights(*k.data_source, k.desc, k.storage, false), k.device, &base);
   std::lock_guard<std::mutex> lock(k.mu);
   k.weights = std::move(fresh);
 }

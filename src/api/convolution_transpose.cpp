@@ -14,6 +14,7 @@
 #include "api/internal.hpp"
 #include "core/dtype.hpp"
 #include "core/mps_geometry.hpp"
+#include "cuda/backend.hpp"
 #include "io/coder.hpp"
 
 namespace tconv {
@@ -22,7 +23,6 @@ namespace {
 
 constexpr const char* kName = "ConvolutionTranspose";
 
-std::shared_ptr<WeightStore> make_store(WeightStore s) { return std::make_shared<WeightStore>(std::move(s)); }
 
 // Validates and encodes one forward pass with the kernel's current properties.
 void encode_forward(const std::shared_ptr<ConvolutionTranspose::Impl>& kp, CommandBuffer& cb, const Image& src,
@@ -89,18 +89,26 @@ void encode_forward(const std::shared_ptr<ConvolutionTranspose::Impl>& kp, Comma
   core::Args a;
   a.src = api::image_view(src, p.offset.z, 0, 0, p.source_feature_channel_offset);
   a.dst = api::image_view(dst, c.z, y0, x0, p.destination_feature_channel_offset);
-  a.wei = w->weights.data();
-  a.bias = w->has_bias ? w->biases.data() : nullptr;
   api::BoundProblem bp = api::bind(k.device, prob, a, p.algorithm, p.allow_nondeterministic);
   const bool half = p.accumulator_precision == AccumulatorPrecision::half;
-  Device dev = k.device;
-  cb.encode(k.label.empty() ? std::string(kName) : k.label, [bp, w, src, dst, half, dev] {
-    api::run_bound(dev, bp);
-    if (half)
-      api::on_host(dst, bp.args.dst, [&](const core::TensorView& v) {
-        api::round_view_through_f16(v, dst.data_type(), bp.problem.g.n, bp.problem.g.h_out, bp.problem.g.w_out,
-                                    bp.problem.g.c_out);
-      });
+  Device queue = cb.device();  // the command runs on the command buffer's queue (its streams, its workspace slot)
+  std::shared_ptr<api::WorkspaceCache> ws = k.workspace;
+  cb.encode(k.label.empty() ? std::string(kName) : k.label, [bp, w, src, dst, half, queue, ws] {
+    // The weights are read where they live: on a CUDA device the store's resident copies (uploaded when the
+    // store was made, not here).
+    api::BoundProblem b = bp;
+    b.args.wei = w->run_weights();
+    b.args.bias = w->has_bias ? w->run_biases() : nullptr;
+    api::run_bound(queue, b, *ws, api::WorkspaceCache::main_stream);
+    if (!half) return;
+    const core::Geometry& g = b.problem.g;
+    if (queue.kind() == DeviceKind::cuda) {
+      core::throw_if_error(cuda_backend::epilogue(queue.ordinal(), api::queue_streams(queue).main, b.args.dst,
+                                                  dst.data_type(), g.n, g.h_out, g.w_out, g.c_out, nullptr,
+                                                  NeuronDescriptor{}, true));
+      return;
+    }
+    api::round_view_through_f16(b.args.dst, dst.data_type(), g.n, g.h_out, g.w_out, g.c_out);
   });
 }
 
@@ -184,7 +192,7 @@ ConvolutionTranspose::ConvolutionTranspose(const Device& device, std::shared_ptr
   api::check_data_source(*ds, kName);
   k->uint8_weights = ds->data_type() == DataType::uint8;
   k->storage = api::storage_type_of(*ds);
-  k->weights = make_store(api::load_weights(*ds, k->desc, k->storage, true));
+  k->weights = api::finished_store(api::load_weights(*ds, k->desc, k->storage, true), device, nullptr);
   k->label = ds->label();
   k->data_source = std::move(ds);
   impl_ = std::move(k);
@@ -383,13 +391,13 @@ ConvolutionWeightsAndBiasesState ConvolutionTranspose::export_weights_and_biases
 
 void ConvolutionTranspose::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
   Impl& k = impl();
-  api::encode_reload_weights(cb, k.device, kName, k.desc, k.storage, k.mu, k.weights, state);
+  api::encode_reload_weights(cb, k.device, kName, k.desc, k.storage, k.mu, k.weights, state, nullptr);
 }
 
 void ConvolutionTranspose::reload_weights_and_biases_from_data_source() {
   Impl& k = impl();
   if (!k.data_source) api::throw_invalid(kName, ": no data source to reload from");
-  auto fresh = make_store(api::load_weights(*k.data_source, k.desc, k.storage, true));
+  auto fresh = api::finished_store(api::load_weights(*k.data_source, k.desc, k.storage, true), k.device, nullptr);
   std::lock_guard<std::mutex> lock(k.mu);
   k.weights = std::move(fresh);
 }
@@ -418,7 +426,8 @@ ConvolutionTranspose ConvolutionTranspose::copy_to(const Device& device) const {
   c->props = k.props;
   c->storage = k.storage;
   c->uint8_weights = k.uint8_weights;
-  c->weights = std::make_shared<WeightStore>(*api::snapshot(k.mu, k.weights));  // its own weights (e11)
+  // Its own weights (e11), resident on its own device.
+  c->weights = api::finished_store(*api::snapshot(k.mu, k.weights), device, nullptr);
   return ConvolutionTranspose(std::move(c));
 }
 

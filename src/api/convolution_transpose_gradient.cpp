@@ -8,6 +8,10 @@
 //                  = gY; canonical pad = K + s·S + ke − 1, into the state's float32 OHWI buffers.
 // The first weight-gradient encode into a state overwrites its buffers, later ones add (e4): decided at
 // encode time, so the order is the command buffers' order.
+// On a CUDA device with both gradients asked for, the two problems run at the same time: the data gradient
+// on the queue's main stream, the weight/bias gradient on its side stream, forked after the main stream's
+// earlier work and joined back before the next command (api::CudaStreams). They write disjoint outputs and
+// each algorithm is deterministic, so the results do not depend on the overlap.
 #include "tconv/convolution_transpose_gradient.hpp"
 
 #include <algorithm>
@@ -15,6 +19,7 @@
 
 #include "api/internal.hpp"
 #include "core/mps_geometry.hpp"
+#include "cuda/backend.hpp"
 #include "io/coder.hpp"
 
 namespace tconv {
@@ -45,7 +50,7 @@ std::shared_ptr<WeightStore> weights_for(ConvolutionTransposeGradient::Impl& k, 
                        k.desc.describe());
   api::validate_for_gradient(*ds, d, kName);
   const DataType storage = api::storage_type_of(*ds);
-  auto w = std::make_shared<WeightStore>(api::load_weights(*ds, k.desc, storage, false));
+  auto w = api::finished_store(api::load_weights(*ds, k.desc, storage, false), k.device, nullptr);
   std::lock_guard<std::mutex> lock(k.mu);
   if (!k.weights) {
     k.weights = w;
@@ -105,7 +110,7 @@ void encode_gradient(const std::shared_ptr<ConvolutionTransposeGradient::Impl>& 
   const bool want_data = has_data(k.option), want_weights = has_weights(k.option);
   std::shared_ptr<WeightStore> w = weights_for(k, st);
 
-  std::vector<api::BoundProblem> work;
+  std::optional<api::BoundProblem> data_work, weights_work;
   if (want_data) {
     if (dst.empty()) api::throw_invalid(kName, ": gradient option includes data but the destination gradient is empty");
     api::require_same_device(k.device, dst.device(), "the destination gradient image");
@@ -145,8 +150,7 @@ void encode_gradient(const std::shared_ptr<ConvolutionTransposeGradient::Impl>& 
     core::Args a;
     a.diff_dst = api::image_view(gy, p.primary_offset.z, 0, 0, p.primary_source_feature_channel_offset);
     a.diff_src = api::image_view(dst, c.z, win.y0, win.x0, p.destination_feature_channel_offset);
-    a.wei = w->weights.data();
-    work.push_back(api::bind(k.device, prob, a, p.algorithm, p.allow_nondeterministic));
+    data_work = api::bind(k.device, prob, a, p.algorithm, p.allow_nondeterministic);  // weights: at run time
   }
   if (want_weights) {
     core::Problem prob;
@@ -181,13 +185,31 @@ void encode_gradient(const std::shared_ptr<ConvolutionTransposeGradient::Impl>& 
     {
       std::lock_guard<std::mutex> lock(st.mu);
       prob.accumulate = st.initialised;  // e4: the first encode into a fresh state writes, later ones add
-      work.push_back(api::bind(k.device, prob, a, p.algorithm, p.allow_nondeterministic));
+      weights_work = api::bind(k.device, prob, a, p.algorithm, p.allow_nondeterministic);
       st.initialised = true;
     }
   }
-  Device dev = k.device;
-  cb.encode(k.label.empty() ? std::string(kName) : k.label, [work, w, gy, x, dst, state, dev] {
-    for (const api::BoundProblem& b : work) api::run_bound(dev, b);
+  Device queue = cb.device();  // the command runs on the command buffer's queue (its streams, its workspace slots)
+  std::shared_ptr<api::WorkspaceCache> ws = k.workspace;
+  cb.encode(k.label.empty() ? std::string(kName) : k.label, [data_work, weights_work, w, gy, x, dst, state, queue, ws] {
+    std::optional<api::BoundProblem> data = data_work;
+    if (data) data->args.wei = w->run_weights();  // resident on the device there (uploaded with the store)
+    if (queue.kind() != DeviceKind::cuda || !data || !weights_work) {
+      if (data) api::run_bound(queue, *data, *ws, api::WorkspaceCache::main_stream);
+      if (weights_work) api::run_bound(queue, *weights_work, *ws, api::WorkspaceCache::main_stream);
+      return;
+    }
+    // Both gradients on CUDA: fork the side stream off the main stream (so it starts after the inputs'
+    // producers), run dW/db there and dX on main, then make main wait for the side stream (so later commands
+    // see both). Each has its own workspace slot.
+    const int d = queue.ordinal();
+    const api::CudaStreams& s = api::queue_streams(queue);
+    core::throw_if_error(cuda_backend::event_record(d, s.fork, s.main));
+    core::throw_if_error(cuda_backend::stream_wait_event(d, s.side, s.fork));
+    api::run_bound(queue, *weights_work, *ws, api::WorkspaceCache::side_stream, s.side);
+    api::run_bound(queue, *data, *ws, api::WorkspaceCache::main_stream, s.main);
+    core::throw_if_error(cuda_backend::event_record(d, s.join, s.side));
+    core::throw_if_error(cuda_backend::stream_wait_event(d, s.main, s.join));
   });
 }
 
@@ -209,7 +231,7 @@ ConvolutionTransposeGradient::ConvolutionTransposeGradient(const Device& device,
   k->desc = ds->descriptor();
   api::validate_for_gradient(*ds, k->desc, kName);
   k->storage = api::storage_type_of(*ds);
-  k->weights = std::make_shared<WeightStore>(api::load_weights(*ds, k->desc, k->storage, false));
+  k->weights = api::finished_store(api::load_weights(*ds, k->desc, k->storage, false), device, nullptr);
   k->props.primary_stride_x = k->props.secondary_stride_x = k->desc.stride_x;
   k->props.primary_stride_y = k->props.secondary_stride_y = k->desc.stride_y;
   k->label = ds->label();
@@ -327,10 +349,12 @@ void ConvolutionTransposeGradient::reload_weights_and_biases(CommandBuffer& cb, 
     k.weights = fresh;
   }
   const DataType storage = k.storage;
-  cb.encode("ConvolutionTransposeGradient reload weights", [fresh, state, n, storage] {
+  Device dev = k.device;
+  cb.encode("ConvolutionTransposeGradient reload weights", [fresh, state, n, storage, dev] {
     fresh->weights.resize(static_cast<std::size_t>(n));
     state.weights().copy_to_host(fresh->weights.data(), static_cast<std::size_t>(n) * 4, state.weights_offset());
     api::round_to_storage(fresh->weights, storage);  // biases play no part in the gradient
+    api::finish_store(*fresh, dev, nullptr);          // the one upload of the new values
   });
 }
 
@@ -338,7 +362,7 @@ void ConvolutionTransposeGradient::reload_weights_and_biases_from_data_source() 
   Impl& k = impl();
   std::shared_ptr<ConvolutionDataSource> ds = data_source();
   if (!ds) api::throw_invalid(kName, ": no data source to reload from (a decoded kernel adopts one on its first encode)");
-  auto fresh = std::make_shared<WeightStore>(api::load_weights(*ds, k.desc, k.storage, false));
+  auto fresh = api::finished_store(api::load_weights(*ds, k.desc, k.storage, false), k.device, nullptr);
   std::lock_guard<std::mutex> lock(k.mu);
   k.weights = std::move(fresh);
 }
@@ -361,7 +385,7 @@ ConvolutionTransposeGradient ConvolutionTransposeGradient::copy_to(const Device&
   c->storage = k.storage;
   std::lock_guard<std::mutex> lock(k.mu);
   c->data_source = k.data_source ? k.data_source->copy_to(device) : nullptr;
-  if (k.weights) c->weights = std::make_shared<WeightStore>(*k.weights);  // its own weights (e11)
+  if (k.weights) c->weights = api::finished_store(*k.weights, device, nullptr);  // its own weights (e11), on its device
   return ConvolutionTransposeGradient(std::move(c));
 }
 

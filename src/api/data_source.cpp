@@ -118,22 +118,43 @@ void check_update_shapes(const ConvolutionDescriptor& d, const ConvolutionGradie
   if (static_cast<int64_t>(g.gradient_for_weights().length() / 4) != n || s.weight_count() < n)
     api::throw_invalid("data source update: the states hold ", g.gradient_for_weights().length() / 4,
                        " gradient and ", s.weight_count(), " weight values; the descriptor needs ", n);
-  if (g.gradient_for_weights().contents() == nullptr || s.weight_data() == nullptr)
-    api::throw_unsupported("data source update: the states are not host-visible (device-only memory)");
 }
+
+// The update reads and writes the states where they live: host memory directly, device-only memory (CUDA)
+// through host copies of just the ranges it uses.
+struct HostRange {
+  Buffer buffer;
+  std::size_t offset = 0, count = 0;
+  std::vector<float> staged;
+  float* data = nullptr;
+  HostRange(const Buffer& b, std::size_t off, std::size_t n) : buffer(b), offset(off), count(n) {
+    if (!b || n == 0) return;
+    if (void* p = buffer.contents()) {
+      data = reinterpret_cast<float*>(static_cast<uint8_t*>(p) + off);
+    } else {
+      staged.resize(n);
+      buffer.copy_to_host(staged.data(), n * sizeof(float), off);
+      data = staged.data();
+    }
+  }
+  void write_back() {
+    if (!staged.empty()) buffer.copy_from_host(staged.data(), count * sizeof(float), offset);
+  }
+};
 }  // namespace
 
 bool ArrayDataSource::update(const ConvolutionGradientState& g, const ConvolutionWeightsAndBiasesState& s) {
   check_update_shapes(descriptor_, g, s);
-  const int64_t n = descriptor_.weight_elements();
-  const float* gw = static_cast<const float*>(g.gradient_for_weights().contents());
-  const float* gb = static_cast<const float*>(g.gradient_for_biases().contents());
-  std::vector<float> w(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) w[i] = s.weight_data()[i] - learning_rate_ * gw[i];
+  const auto n = static_cast<std::size_t>(descriptor_.weight_elements());
+  const auto nout = static_cast<std::size_t>(descriptor_.output_feature_channels);
+  const HostRange gw(g.gradient_for_weights(), 0, n), sw(s.weights(), s.weights_offset(), n);
+  std::vector<float> w(n);
+  for (std::size_t i = 0; i < n; ++i) w[i] = sw.data[i] - learning_rate_ * gw.data[i];
   set_weights(w);
-  if (s.bias_data() != nullptr && s.bias_count() >= descriptor_.output_feature_channels) {
-    std::vector<float> b(static_cast<std::size_t>(descriptor_.output_feature_channels));
-    for (std::size_t o = 0; o < b.size(); ++o) b[o] = s.bias_data()[o] - learning_rate_ * gb[o];
+  if (s.biases() && s.bias_count() >= descriptor_.output_feature_channels) {
+    const HostRange gb(g.gradient_for_biases(), 0, nout), sb(s.biases(), s.biases_offset(), nout);
+    std::vector<float> b(nout);
+    for (std::size_t o = 0; o < nout; ++o) b[o] = sb.data[o] - learning_rate_ * gb.data[o];
     set_biases(b);
   }
   return true;
@@ -143,15 +164,19 @@ ConvolutionWeightsAndBiasesState ArrayDataSource::update(CommandBuffer& cb, cons
                                                          const ConvolutionWeightsAndBiasesState& s) {
   check_update_shapes(descriptor_, g, s);
   const int64_t n = descriptor_.weight_elements();
-  const int64_t nb = s.bias_data() != nullptr ? std::min<int64_t>(s.bias_count(), descriptor_.output_feature_channels) : 0;
+  const int64_t nb = s.biases() ? std::min<int64_t>(s.bias_count(), descriptor_.output_feature_channels) : 0;
   const float lr = learning_rate_;
   cb.encode("ArrayDataSource SGD update", [g, s, n, nb, lr] {
-    const float* gw = static_cast<const float*>(g.gradient_for_weights().contents());
-    const float* gb = static_cast<const float*>(g.gradient_for_biases().contents());
-    float* w = s.weight_data();
-    for (int64_t i = 0; i < n; ++i) w[i] -= lr * gw[i];
-    float* b = s.bias_data();
-    for (int64_t o = 0; o < nb; ++o) b[o] -= lr * gb[o];
+    const HostRange gw(g.gradient_for_weights(), 0, static_cast<std::size_t>(n));
+    HostRange w(s.weights(), s.weights_offset(), static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i) w.data[i] -= lr * gw.data[i];
+    w.write_back();
+    if (nb > 0) {
+      const HostRange gb(g.gradient_for_biases(), 0, static_cast<std::size_t>(nb));
+      HostRange b(s.biases(), s.biases_offset(), static_cast<std::size_t>(nb));
+      for (int64_t o = 0; o < nb; ++o) b.data[o] -= lr * gb.data[o];
+      b.write_back();
+    }
   });
   return s;
 }

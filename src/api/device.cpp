@@ -3,7 +3,9 @@
 // Each Device context owns one work queue served by one worker thread, started on the first commit:
 // committed command buffers run there one after another, their commands in encode order, so work encoded
 // into earlier buffers is finished before later buffers start (the ordering Metal gives one queue).
-// Kernels inside a command use the device's OpenMP thread budget.
+// Kernels inside a command use the device's OpenMP thread budget. On CUDA the commands issue their kernels
+// to the context's streams (api::CudaStreams) without waiting for them; a command buffer synchronises those
+// streams once, after its last command, before it reports completion.
 //
 // Environment: TCONV_NUM_THREADS (CPU threads when Device::cpu(0) is asked for), TCONV_DEVICE (cpu|cuda:
 // what default_device() picks).
@@ -32,6 +34,13 @@ Device::Context::~Context() {
     // so it detaches; the worker leaves its loop on the queue it co-owns.
     if (worker.get_id() == std::this_thread::get_id()) worker.detach();
     else worker.join();
+  }
+  if (cuda.main != nullptr) {
+    // Work still queued on the streams completes first (cudaStreamDestroy does not cancel it).
+    cuda_backend::event_destroy(ordinal, cuda.join);
+    cuda_backend::event_destroy(ordinal, cuda.fork);
+    cuda_backend::stream_destroy(ordinal, cuda.side);
+    cuda_backend::stream_destroy(ordinal, cuda.main);
   }
 }
 
@@ -214,6 +223,11 @@ CommandBuffer::CommandBuffer(const Device& device) : impl_(std::make_shared<Impl
 
 const Device& CommandBuffer::device() const { return impl_->device; }
 
+void* CommandBuffer::cuda_stream() const {
+  if (impl_->device.kind() != DeviceKind::cuda) return nullptr;
+  return api::queue_streams(impl_->device).main;
+}
+
 CommandBufferStatus CommandBuffer::status() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->status;
@@ -267,6 +281,22 @@ void CommandBuffer::commit() {
         failure = Error(ErrorCode::internal, "command '" + name + "': " + e.what());
       }
       if (failure) break;  // later commands are skipped
+    }
+    if (im.device.kind() == DeviceKind::cuda) {
+      // Completion means the GPU work is done too: one synchronisation per command buffer (not per command).
+      // Kernel execution errors surface here; they fail the buffer unless a command failed first.
+      Device::Context& ctx = im.device.context();
+      void* streams[2];
+      {
+        std::lock_guard<std::mutex> lock(ctx.cuda_mu);
+        streams[0] = ctx.cuda.main;
+        streams[1] = ctx.cuda.side;
+      }
+      for (void* s : streams) {
+        if (s == nullptr) continue;
+        const core::Status st = cuda_backend::stream_synchronize(im.device.ordinal(), s);
+        if (!st.ok() && !failure) failure = Error(st.code, "command buffer '" + self.label + "': " + st.message);
+      }
     }
     im.commands.clear();  // release what the commands captured
     // Setting the final status and taking the handler list happen in ONE locked section: from then on

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/direction.hpp"
 #include "core/problem.hpp"
 #include "core/status.hpp"
 #include "registry/algorithm.hpp"
@@ -44,6 +45,19 @@ struct WorkQueue {
   bool stop = false;
 };
 
+namespace api {
+// The CUDA streams of one queue (device context). Commands run on `main`; a gradient with both the data and
+// the weight gradient runs the weight gradient on `side` at the same time, forked from and joined back to
+// `main` with the two events. Both streams are blocking (they synchronise with the legacy default stream),
+// so the synchronous host copies that images, states and host-side commands use stay ordered with them.
+struct CudaStreams {
+  void* main = nullptr;
+  void* side = nullptr;
+  void* fork = nullptr;  // recorded on main, waited for by side: side starts after main's earlier work
+  void* join = nullptr;  // recorded on side, waited for by main: main's later work waits for side
+};
+}  // namespace api
+
 struct Device::Context {
   DeviceKind kind = DeviceKind::cpu;
   int ordinal = 0;
@@ -52,6 +66,8 @@ struct Device::Context {
   std::mutex mu;  // guards the lazy start of the worker
   std::shared_ptr<WorkQueue> queue = std::make_shared<WorkQueue>();
   std::thread worker;
+  std::mutex cuda_mu;        // guards the lazy creation of `cuda`
+  api::CudaStreams cuda;     // CUDA only: made on first use (api::queue_streams), destroyed with the context
   ~Context();
   void submit(std::function<void()> job);
 };
@@ -99,10 +115,27 @@ template <class... T>
 // ---------------------------------------------------------------- weights
 
 // Weights as a kernel keeps them: float32 OHWI (already rounded to the storage precision), biases Nout.
+// A store is filled once (construction, a reload command) and finished by finish_store(); it never changes
+// after that — a reload makes a new store — so commands encoded earlier keep the store they snapshotted.
 struct WeightStore {
   std::vector<float> weights;
   std::vector<float> biases;  // Nout values (zeros when the data source has none)
   bool has_bias = false;
+  // The weights in the canonical transposed-convolution layout when the kernel's own layout differs (the
+  // plain convolution: rotated, channels swapped, core/direction.hpp); empty when `weights` is canonical.
+  std::vector<float> canonical;
+  // CUDA: device copies of the canonical weights and of the biases, uploaded by finish_store — once per store,
+  // not per run (runs only read them).
+  Buffer device_weights, device_biases;
+
+  const float* canonical_host() const { return canonical.empty() ? weights.data() : canonical.data(); }
+  // The pointers a run takes: the device copies on a CUDA device, the host values on the CPU.
+  const float* run_weights() const {
+    return device_weights ? static_cast<const float*>(device_weights.device_pointer()) : canonical_host();
+  }
+  const float* run_biases() const {
+    return device_biases ? static_cast<const float*>(device_biases.device_pointer()) : biases.data();
+  }
 };
 
 // Internal weight precision requested by a data source (e7): float32 (no rounding), float16 or bfloat16.
@@ -115,6 +148,13 @@ void round_to_storage(std::vector<float>& w, DataType storage);
 WeightStore load_weights(ConvolutionDataSource& ds, const ConvolutionDescriptor& desc, DataType storage, bool fold);
 // Checks the data-source answers kernels depend on (layout, kernel_weights_data_type vs data_type).
 void check_data_source(const ConvolutionDataSource& ds, const char* kernel_name);
+// Completes a store whose values are final: the canonical copy when `conv` (the plain convolution's geometry;
+// null for the transposed kernels) and, on a CUDA device, the device copies (counted by weight_uploads()).
+void finish_store(WeightStore& s, const Device& device, const core::ConvGeometry* conv);
+std::shared_ptr<WeightStore> finished_store(WeightStore s, const Device& device, const core::ConvGeometry* conv);
+// Weight/bias uploads to CUDA devices since the process started (each finish_store on a CUDA device counts
+// one): lets tests check that runs do not upload weights.
+uint64_t weight_uploads() noexcept;
 
 // ---------------------------------------------------------------- images and running
 
@@ -127,13 +167,38 @@ struct BoundProblem {
   core::Problem problem;
   core::Args args;
   const registry::Algorithm* algorithm = nullptr;
-  bool diff_wei_on_host = false;  // CUDA: diff_wei points to host memory (staged through the device)
 };
 // Validates the problem and chooses an algorithm now (encode time), so that errors reach the caller.
 BoundProblem bind(const Device& device, const core::Problem& p, const core::Args& a, const std::string& forced,
                   bool allow_nondeterministic);
-// Runs a bound problem on the device (called from the queue). Throws Error on failure.
-void run_bound(const Device& device, const BoundProblem& b);
+
+// A kernel object's workspace, kept between runs and replaced by a larger one only when a run needs more
+// (never allocated per run). Slots keep apart work that may run at the same time: the two streams of a
+// gradient, and commands of two queues (contexts) of one GPU. A replaced device block is freed
+// stream-ordered (cuda/backend.hpp), so work still queued on it finishes first.
+class WorkspaceCache {
+ public:
+  enum Slot : int { main_stream = 0, side_stream = 1, side_scratch = 2 };
+  // At least `bytes` (null for 0) on the queue's device for `slot`; valid until the next get of that slot.
+  void* get(const Device& queue, int slot, std::size_t bytes);
+
+ private:
+  struct Entry {
+    const void* context;
+    int slot;
+    Buffer buffer;
+  };
+  std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+
+// The CUDA streams of the queue that runs `queue`'s command buffers, created on first use.
+CudaStreams& queue_streams(const Device& queue);
+// Runs a bound problem on the queue's device (called from the queue). CPU: with the device's thread budget.
+// CUDA: on `stream` (null: the queue's main stream), without synchronising — the command buffer synchronises
+// once at its end. Args pointers must already be device pointers there. Throws Error on failure.
+void run_bound(const Device& queue, const BoundProblem& b, WorkspaceCache& workspace, int slot,
+               void* stream = nullptr);
 
 // export_weights_and_biases / reload_weights_and_biases of the kernels that own weights (the transpose and
 // the plain convolution): `weights` is the kernel's store guarded by `mu`; `kernel` names it in messages
@@ -143,9 +208,10 @@ void run_bound(const Device& device, const BoundProblem& b);
 ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const Device& device, const char* kernel,
                                                        const ConvolutionDescriptor& desc, std::mutex& mu,
                                                        const std::shared_ptr<WeightStore>& weights, bool temporary);
+// `conv`: the plain convolution's geometry for finish_store (null for the transpose).
 void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* kernel, const ConvolutionDescriptor& desc,
                            DataType storage, std::mutex& mu, std::shared_ptr<WeightStore>& weights,
-                           const ConvolutionWeightsAndBiasesState& state);
+                           const ConvolutionWeightsAndBiasesState& state, const core::ConvGeometry* conv);
 
 // Runs f on a host-addressable version of view v of img (the view itself on the CPU; a staged copy of the
 // image, written back afterwards, for device-only memory).
@@ -227,6 +293,7 @@ struct ConvolutionTranspose::Impl {
   bool uint8_weights = false;             // inference only (e8)
   std::mutex mu;                          // guards `weights` replacement
   std::shared_ptr<WeightStore> weights;   // replaced (not mutated) by immediate reloads
+  std::shared_ptr<api::WorkspaceCache> workspace = std::make_shared<api::WorkspaceCache>();
 };
 
 struct ConvolutionTransposeGradient::Impl {
@@ -239,6 +306,7 @@ struct ConvolutionTransposeGradient::Impl {
   DataType storage = DataType::float32;
   std::mutex mu;
   std::shared_ptr<WeightStore> weights;  // null after decode until adopted
+  std::shared_ptr<api::WorkspaceCache> workspace = std::make_shared<api::WorkspaceCache>();
 };
 
 struct Convolution::Impl {
@@ -249,7 +317,8 @@ struct Convolution::Impl {
   KernelProperties props;
   DataType storage = DataType::float32;
   std::mutex mu;
-  std::shared_ptr<WeightStore> weights;
+  std::shared_ptr<WeightStore> weights;  // canonical copy: the weights as the transpose's (rotated, swapped)
+  std::shared_ptr<api::WorkspaceCache> workspace = std::make_shared<api::WorkspaceCache>();
 };
 
 struct ConvolutionGradient::Impl {
@@ -260,7 +329,8 @@ struct ConvolutionGradient::Impl {
   Precision precision = Precision::fp32;
   DataType storage = DataType::float32;
   std::mutex mu;
-  std::shared_ptr<WeightStore> weights;
+  std::shared_ptr<WeightStore> weights;  // canonical copy: the weights as the transpose's (rotated, swapped)
+  std::shared_ptr<api::WorkspaceCache> workspace = std::make_shared<api::WorkspaceCache>();
 };
 
 struct KernelAccess {

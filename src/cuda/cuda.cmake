@@ -7,6 +7,7 @@ endif()
 
 set(TCONV_CUDA_BACKEND_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/runtime.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/api_kernels.cu
     ${CMAKE_CURRENT_LIST_DIR}/cuda_algorithms.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cuda_direct.cu
     ${CMAKE_CURRENT_LIST_DIR}/direct_fwd.cu

@@ -21,11 +21,27 @@ core::Status memset_device(int, void*, int, std::size_t) { return absent(); }
 core::Status copy_h2d(int, void*, const void*, std::size_t) { return absent(); }
 core::Status copy_d2h(int, void*, const void*, std::size_t) { return absent(); }
 core::Status copy_d2d(int, void*, const void*, std::size_t) { return absent(); }
-core::Status stream_create(int, void**) { return absent(); }
+core::Status device_synchronize(int) { return absent(); }
+core::Status stream_create(int, void**, bool) { return absent(); }
 void stream_destroy(int, void*) noexcept {}
 core::Status stream_synchronize(int, void*) { return absent(); }
-core::Status event_create(int, void**) { return absent(); }
+core::Status event_create(int, void**, bool) { return absent(); }
 void event_destroy(int, void*) noexcept {}
 core::Status event_record(int, void*, void*) { return absent(); }
+core::Status event_synchronize(int, void*) { return absent(); }
+core::Status event_elapsed_ms(int, void*, void*, float*) { return absent(); }
 core::Status stream_wait_event(int, void*, void*) { return absent(); }
+core::Status epilogue(int, void*, const core::TensorView&, DataType, int64_t, int64_t, int64_t, int64_t, const float*,
+                      const NeuronDescriptor&, bool) {
+  return absent();
+}
+core::Status conv_weights_from_transpose(int, void*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, float*,
+                                         bool) {
+  return absent();
+}
+std::size_t bias_gradient_workspace(int64_t, int64_t, int64_t, int64_t) { return 0; }
+core::Status bias_gradient(int, void*, const core::TensorView&, DataType, int64_t, int64_t, int64_t, int64_t, float*,
+                           bool, void*) {
+  return absent();
+}
 }  // namespace tconv::cuda_backend

@@ -1,5 +1,7 @@
 // tconv bench: times the training gradients of every layer of a suite (../shared/bench/suite.json format)
-// through the engine directly (core::Problem + registry), and puts them next to what this machine can do.
+// and puts them next to what this machine can do. --device cuda is bench_cuda.cpp (through the object API,
+// batch n, dtypes bf16/fp16/tf32/fp32, CUDA events, the GPU's bf16 matrix rate and copy bandwidth); the
+// rest of this file is the CPU bench, through the engine directly (core::Problem + registry).
 //
 // For each layer (batch n_cpu on the CPU): dX alone, dW+db alone, and all three, each the median of --reps
 // runs after warm-up. One JSON line per layer with the fields of torch_peer.py (impl, device, layer, n,
@@ -27,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_cuda.hpp"
 #include "commands.hpp"
 #include "core/problem.hpp"
 #include "registry/algorithm.hpp"
@@ -112,8 +115,10 @@ std::pair<int64_t, int64_t> pair_of(const nlohmann::json& j, const char* key) {
   return {v.get<int64_t>(), v.get<int64_t>()};
 }
 
+}  // namespace
+
 // The suite's PyTorch geometry as the canonical problem (pad is PyTorch's padding; output size explicit).
-core::Geometry geometry_of(const nlohmann::json& L, int64_t n) {
+core::Geometry suite_geometry(const nlohmann::json& L, int64_t n) {
   core::Geometry g;
   g.n = n;
   g.c_in = L.at("cin").get<int64_t>();
@@ -130,6 +135,8 @@ core::Geometry geometry_of(const nlohmann::json& L, int64_t n) {
   g.w_out = L.at("out_w").get<int64_t>();
   return g;
 }
+
+namespace {
 
 const registry::Algorithm* pick(const core::Problem& p, const std::string& forced, const std::string& layer) {
   std::string use;
@@ -148,28 +155,36 @@ double round4(double v) { return std::round(v * 1e4) / 1e4; }
 
 int cmd_bench(int argc, char** argv) {
   CLI::App app{"Time dX, dW+db and all three gradients on a suite of layers (JSON lines).", "tconv bench"};
-  std::string suite_path, device = "cpu", layers_arg, json_path, algo;
-  int threads = 0, reps = 10, warmup = 3, gemm_size = 2048;
-  bool no_machine = false;
+  std::string suite_path, device = "cpu", layers_arg, json_path, algo, dtypes_arg = "bf16,fp16,tf32,fp32", algorithms_arg;
+  int threads = 0, reps = 10, warmup = 3, gemm_size = 0;
+  bool no_machine = false, nondeterministic = false;
   app.add_option("--suite", suite_path, "suite JSON (../shared/bench/suite.json)")->required();
-  app.add_option("--device", device, "cpu (the only device benchmarked by this command so far)");
-  app.add_option("--threads", threads, "OpenMP threads (0: the OpenMP default)");
+  app.add_option("--device", device, "cpu (batch n_cpu, fp32) or cuda (batch n, --dtypes, through the object API)");
+  app.add_option("--threads", threads, "OpenMP threads (0: the OpenMP default; CPU)");
   app.add_option("--layers", layers_arg, "comma-separated layer names (default: all)");
   app.add_option("--json", json_path, "write the JSON lines to this file (default: stdout only)");
-  app.add_option("--algo", algo, "force this algorithm for the directions it takes");
+  app.add_option("--algo", algo, "CPU: force this algorithm for the directions it takes; CUDA: force it for every "
+                                 "direction (impl tconv-NAME, declined directions null)");
+  app.add_option("--dtypes", dtypes_arg, "CUDA: comma-separated bf16, fp16, tf32, fp32");
+  app.add_option("--algorithms", algorithms_arg, "CUDA: also one line per algorithm forced (list: every registered "
+                                                  "CUDA algorithm, or comma-separated names)");
+  app.add_flag("--nondeterministic", nondeterministic, "CUDA: include (allow) nondeterministic algorithms");
   app.add_option("--reps", reps, "timed runs per measurement (median reported)");
   app.add_option("--warmup", warmup, "untimed runs before each measurement");
-  app.add_option("--gemm-size", gemm_size, "m = n = k of the sgemm rate measurement");
-  app.add_flag("--no-machine", no_machine, "skip the sgemm and bandwidth measurements");
+  app.add_option("--gemm-size", gemm_size, "m = n = k of the matrix-rate measurement (default 2048 CPU, 8192 CUDA)");
+  app.add_flag("--no-machine", no_machine, "skip the matrix-rate and bandwidth measurements");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (device != "cpu") throw Error(ErrorCode::unsupported, "device '" + device + "' is not benchmarked yet; use --device cpu");
+  if (device != "cpu" && device != "cuda")
+    throw Error(ErrorCode::invalid_argument, "--device must be cpu or cuda, got '" + device + "'");
   if (reps < 1 || warmup < 0) throw Error(ErrorCode::invalid_argument, "--reps must be >= 1 and --warmup >= 0");
+  if (gemm_size < 0) throw Error(ErrorCode::invalid_argument, "--gemm-size must be positive");
+  if (gemm_size == 0) gemm_size = device == "cuda" ? 8192 : 2048;
   if (threads <= 0) threads = omp_get_max_threads();
-  if (!algo.empty() && registry::find(algo) == nullptr)
+  if (device == "cpu" && !algo.empty() && registry::find(algo) == nullptr)
     throw Error(ErrorCode::invalid_argument, "unknown algorithm '" + algo + "' (tconv info lists them)");
 
   std::ifstream in(suite_path);
@@ -193,8 +208,31 @@ int cmd_bench(int argc, char** argv) {
   }
   auto emit = [&](const nlohmann::json& j) {
     std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
     if (out) out << j.dump() << "\n" << std::flush;
   };
+  auto split = [](const std::string& s) {
+    std::vector<std::string> v;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');)
+      if (!item.empty()) v.push_back(item);
+    return v;
+  };
+  if (device == "cuda") {
+    CudaBenchOptions o;
+    o.suite = suite;
+    o.layers = wanted;
+    o.dtypes = split(dtypes_arg);
+    o.algo = algo;
+    o.algorithms = split(algorithms_arg);
+    o.nondeterministic = nondeterministic;
+    o.reps = reps;
+    o.warmup = warmup;
+    o.machine = !no_machine;
+    o.gemm_size = gemm_size;
+    o.emit = emit;
+    return bench_cuda(o);
+  }
 
   double gemm = 0, bw = 0, gemm_cpu = 0;
   if (!no_machine) {
@@ -215,7 +253,7 @@ int cmd_bench(int argc, char** argv) {
     if (!wanted.empty() && !wanted.count(name)) continue;
     const int64_t n = L.at("n_cpu").get<int64_t>();
     core::Problem pd;
-    pd.g = geometry_of(L, n);
+    pd.g = suite_geometry(L, n);
     pd.dir = core::Direction::bwd_data;
     core::Problem pw = pd;
     pw.dir = core::Direction::bwd_weights;
