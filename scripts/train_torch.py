@@ -10,6 +10,10 @@ epoch visits the images in the same Fisher-Yates order. Both programs therefore 
 weights (compare the "init fingerprint" lines) and see identical batches.
 
 Run with Debian's interpreter, which has torch 1.13:  /usr/bin/python3 scripts/train_torch.py --epochs 3
+On a GPU (as `tconv train` picks the GPU when there is one):  python3 scripts/train_torch.py --device cuda
+The data set lives on the device for the whole run and each step gathers its batch there, so the GPU timing
+is the training's, not the host-to-device copies'. On CUDA, PyTorch's own defaults apply (cuDNN may use TF32
+for the convolutions: torch.backends.cudnn.allow_tf32); --no-tf32 makes every convolution float32, as tconv's.
 Prints one line per epoch and a final summary line; --json prints the summary as one JSON object instead.
 """
 import argparse
@@ -109,6 +113,11 @@ def fingerprint(model):
     return f"{h:016x}"
 
 
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def evaluate(model, images, batch):
     total = 0.0
     with torch.no_grad():
@@ -128,20 +137,35 @@ def main():
     ap.add_argument("--limit-train", type=int, default=0)
     ap.add_argument("--limit-test", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
+    ap.add_argument("--device", default="",
+                    help="cpu | cuda[:N] (default: the GPU when there is one, else the CPU, as tconv train)")
+    ap.add_argument("--no-tf32", action="store_true",
+                    help="CUDA: float32 convolutions and matmuls (PyTorch's default lets cuDNN use TF32)")
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ap.add_argument("--step-log", default="", help="write every step's loss to this CSV (epoch,step,loss)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)  # only PyTorch's own (overwritten) init draws from it
+    device = torch.device(a.device if a.device else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit(f"train_torch.py: --device {a.device}: this PyTorch ({torch.__version__}) sees no CUDA device")
+        if a.no_tf32:
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
 
-    train = load_split(a.data, "train", a.limit_train)
-    test = load_split(a.data, "t10k", a.limit_test)
+    train = load_split(a.data, "train", a.limit_train).to(device)
+    test = load_split(a.data, "t10k", a.limit_test).to(device)
     model = make_model()
     init_model(model, a.seed)
-    fp = fingerprint(model)
+    fp = fingerprint(model)  # on the CPU, before the move: the same bytes tconv fingerprints
+    model.to(device)
     log = sys.stderr if a.json else sys.stdout
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, init fingerprint {fp}", file=log)
+    where = (f"{device} ({torch.cuda.get_device_name(device)}, cuDNN TF32 "
+             f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'})" if device.type == "cuda"
+             else f"{torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {where}, init fingerprint {fp}", file=log)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = torch.nn.MSELoss()
 
@@ -152,9 +176,10 @@ def main():
     history = []
     step_rows = ["epoch,step,loss"]
     for epoch in range(a.epochs):
-        order = torch.from_numpy(epoch_permutation(a.seed, epoch, n))
+        order = torch.from_numpy(epoch_permutation(a.seed, epoch, n)).to(device)
         model.train()
         loss_sum, steps = 0.0, 0
+        synchronize(device)
         t0 = time.perf_counter()
         for i in range(0, n, a.batch):
             x = train[order[i:i + a.batch]]
@@ -166,6 +191,7 @@ def main():
             steps += 1
             if a.step_log:
                 step_rows.append(f"{epoch + 1},{steps},{loss.item():.9g}")
+        synchronize(device)
         dt = time.perf_counter() - t0
         train_seconds += dt
         images_seen += n
@@ -178,15 +204,17 @@ def main():
         with open(a.step_log, "w") as f:
             f.write("\n".join(step_rows) + "\n")
     ips = images_seen / train_seconds if train_seconds > 0 else 0.0
-    summary = {"peer": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+    summary = {"peer": "pytorch", "torch": torch.__version__, "device": str(device),
+               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32) if device.type == "cuda" else None,
+               "threads": torch.get_num_threads(),
                "epochs": a.epochs, "batch": a.batch, "seed": a.seed, "train_images": n,
                "test_images": test.shape[0], "test_mse": test_mse, "images_per_s": ips,
                "init_fingerprint": fp, "history": history}
     if a.json:
         print(json.dumps(summary))
     else:
-        print(f"pytorch: test MSE {test_mse:.6f} after {a.epochs} epochs, {ips:.0f} images/s "
-              f"({torch.get_num_threads()} threads)")
+        print(f"pytorch: test MSE {test_mse:.6f} after {a.epochs} epochs, {ips:.0f} images/s ({where})")
 
 
 if __name__ == "__main__":

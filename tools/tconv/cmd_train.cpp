@@ -7,6 +7,7 @@
 //   summary.json       the summary line's numbers
 // and prints a one-line summary (final test MSE, training throughput). `tconv reconstruct` decodes a saved
 // model, evaluates the same test images in the same batches and must print the same test MSE.
+// `--gpus N` trains data-parallel, one process per GPU (train_parallel.hpp); rank 0 writes the outputs.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -21,10 +22,12 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "io/files.hpp"
+#include "tconv/communicator.hpp"
 #include "tconv/device.hpp"
 #include "tconv/error.hpp"
 #include "train_data.hpp"
 #include "train_model.hpp"
+#include "train_parallel.hpp"
 #include "train_png.hpp"
 #include "train_progress.hpp"
 #include "train_rng.hpp"
@@ -73,6 +76,8 @@ int cmd_train(int argc, char** argv) {
   int threads = 0;
   std::string device_text, data_dir = kDefaultDataDir, out_dir = "out/train";
   int progress_mode = -1;
+  int gpus = 0, rank = -1;
+  std::string id_file;
   app.add_option("--epochs", epochs, "passes over the training set")->check(CLI::Range(int64_t{1}, int64_t{100000}));
   app.add_option("--batch", batch, "images per step")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--lr", lr, "Adam learning rate");
@@ -84,34 +89,63 @@ int cmd_train(int argc, char** argv) {
   app.add_option("--limit-train", limit_train, "use only the first N training images (0: all)");
   app.add_option("--limit-test", limit_test, "use only the first N test images (0: all)");
   app.add_option("--progress", progress_mode, "1: progress bar, 0: log lines (default: bar on a terminal)");
+  app.add_option("--gpus", gpus, "data-parallel over N GPUs, one process each, gradients all-reduced through "
+                                 "NCCL; --batch stays the global batch (0: one device, no NCCL)")
+      ->check(CLI::Range(0, 4096))->group("Data-parallel");
+  app.add_option("--rank", rank, "this process is rank R of a --gpus group started by hand (e.g. one per node); "
+                                 "without it this process is rank 0 and starts the others")
+      ->check(CLI::Range(0, 4095))->group("Data-parallel");
+  app.add_option("--nccl-id-file", id_file, "where rank 0 writes the NCCL id and the others read it (default: "
+                                            "<out>/nccl_id; TCONV_NCCL_ID in the environment takes precedence)")
+      ->group("Data-parallel");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (rank >= 0 && gpus == 0) throw Error(ErrorCode::invalid_argument, "--rank needs --gpus (the number of ranks)");
   if (!(lr > 0) || !std::isfinite(lr)) throw Error(ErrorCode::invalid_argument, "--lr must be a positive number, got " + std::to_string(lr));
   if (limit_train < 0 || limit_test < 0) throw Error(ErrorCode::invalid_argument, "--limit-train/--limit-test must be >= 0");
 
-  const Device device = pick_device(device_text, threads);
-  const Dataset train_set = load_fashion_mnist(data_dir, "train", limit_train);
-  const Dataset test_set = load_fashion_mnist(data_dir, "t10k", limit_test);
-  if (train_set.height != kImageSide || train_set.width != kImageSide || test_set.height != kImageSide ||
-      test_set.width != kImageSide)
-    throw Error(ErrorCode::format_error, "expected 28x28 images in '" + data_dir + "', got " +
-                                             std::to_string(train_set.height) + "x" + std::to_string(train_set.width));
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot create --out folder '" + out_dir + "': " + ec.message());
 
+  // Data-parallel: rank 0 starts the other ranks first, so that they load their data while it loads its own.
+  std::unique_ptr<ParallelRun> parallel;
+  if (gpus > 0) {
+    parallel = std::make_unique<ParallelRun>(gpus, rank, id_file.empty() ? out_dir + "/nccl_id" : id_file,
+                                             std::vector<std::string>(argv + 1, argv + argc), out_dir);
+  }
+  const Device device = parallel ? parallel->device(device_text, threads) : pick_device(device_text, threads);
+  if (parallel) parallel->launch();
+  const bool lead = !parallel || parallel->rank() == 0;  // the rank that evaluates, reports and writes
+
+  const Dataset train_set = load_fashion_mnist(data_dir, "train", limit_train);
+  const Dataset test_set = lead ? load_fashion_mnist(data_dir, "t10k", limit_test) : Dataset{};
+  if (train_set.height != kImageSide || train_set.width != kImageSide ||
+      (lead && (test_set.height != kImageSide || test_set.width != kImageSide)))
+    throw Error(ErrorCode::format_error, "expected 28x28 images in '" + data_dir + "', got " +
+                                             std::to_string(train_set.height) + "x" + std::to_string(train_set.width));
+
   AutoEncoder model(device, seed, lr);
-  std::printf("tconv train: %s, %lld train / %lld test images, batch %lld, lr %g, seed %llu, init fingerprint %s\n",
-              device.name().c_str(), static_cast<long long>(train_set.count), static_cast<long long>(test_set.count),
-              static_cast<long long>(batch), lr, static_cast<unsigned long long>(seed), model.fingerprint().c_str());
-  std::fflush(stdout);
+  const Communicator* comm = parallel ? &parallel->connect(device) : nullptr;
+  const int ranks = parallel ? parallel->ranks() : 1;
+  if (lead) {
+    std::printf("tconv train: %s, %lld train / %lld test images, batch %lld, lr %g, seed %llu, init fingerprint %s\n",
+                device.name().c_str(), static_cast<long long>(train_set.count), static_cast<long long>(test_set.count),
+                static_cast<long long>(batch), lr, static_cast<unsigned long long>(seed), model.fingerprint().c_str());
+    if (parallel) {
+      const int v = Communicator::library_version();
+      std::printf("data-parallel: %d rank(s), one process per GPU, global batch %lld, NCCL %d.%d.%d\n", ranks,
+                  static_cast<long long>(batch), v / 10000, v / 100 % 100, v % 100);
+    }
+    std::fflush(stdout);
+  }
 
   const int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;
-  Progress progress(epochs, steps_per_epoch, progress_mode);
-  CsvLog csv(out_dir + "/train_log.csv");
+  Progress progress(epochs, steps_per_epoch, lead ? progress_mode : 0);
+  CsvLog csv(lead ? out_dir + "/train_log.csv" : std::string());
   LossHistory history;
   std::vector<float> batch_pixels(static_cast<std::size_t>(batch * kImagePixels));
   double train_seconds = 0, test_mse = NAN;
@@ -123,14 +157,25 @@ int cmd_train(int argc, char** argv) {
     const auto epoch_start = Clock::now();
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       const int64_t first = step * batch, n = std::min(batch, train_set.count - first);
-      for (int64_t i = 0; i < n; ++i)
-        std::copy_n(train_set.image(order[first + i]), kImagePixels, batch_pixels.data() + i * kImagePixels);
-      const double loss = model.train_step(batch_pixels.data(), n);
+      // This rank's shard of the global batch (all of it on one device).
+      int64_t from = first, take = n;
+      float share = 1.0f;
+      if (parallel) {
+        const Shard s = shard_of(n, parallel->rank(), ranks);
+        from = first + s.offset, take = s.count, share = s.weight;
+        if (take == 0) from = first, take = 1;  // n < ranks: take part with weight 0
+      }
+      for (int64_t i = 0; i < take; ++i)
+        std::copy_n(train_set.image(order[from + i]), kImagePixels, batch_pixels.data() + i * kImagePixels);
+      // Data-parallel: the loss returned is the global batch's (reduced with the gradients), the same on
+      // every rank, so every rank stops together if it diverges.
+      const double loss = model.train_step(batch_pixels.data(), take, comm, share);
       if (!std::isfinite(loss))
         throw Error(ErrorCode::internal, "training diverged: loss " + std::to_string(loss) + " at epoch " +
                                              std::to_string(epoch + 1) + " step " + std::to_string(step + 1));
       loss_sum += loss;
       images_trained += n;
+      if (!lead) continue;
       const double ips = static_cast<double>(first + n) / seconds_since(epoch_start);
       history.step_epoch.push_back(epoch + static_cast<double>(step + 1) / steps_per_epoch);
       history.step_loss.push_back(loss);
@@ -139,6 +184,7 @@ int cmd_train(int argc, char** argv) {
     }
     const double epoch_seconds = seconds_since(epoch_start);
     train_seconds += epoch_seconds;
+    if (!lead) continue;
     test_mse = model.evaluate(test_set.pixels.data(), test_set.count, kEvalBatch);
     const double train_mse = loss_sum / steps_per_epoch, ips = train_set.count / epoch_seconds;
     history.epoch_train.push_back(train_mse);
@@ -148,6 +194,10 @@ int cmd_train(int argc, char** argv) {
     progress.epoch_done(epoch + 1, train_mse, test_mse, ips, epoch_seconds);
   }
 
+  if (!lead) {
+    parallel->finish();
+    return 0;
+  }
   const double images_per_s = images_trained / train_seconds;
   TrainingRecord record{.epochs = epochs, .batch = batch, .learning_rate = lr, .seed = seed,
                         .train_images = train_set.count, .test_images = test_set.count, .eval_batch = kEvalBatch,
@@ -156,7 +206,8 @@ int cmd_train(int argc, char** argv) {
   model.save(out_dir + "/model.safetensors", record);
   write_grid(out_dir + "/recon.png", model, test_set);
   write_png(out_dir + "/loss.png", loss_curve(history, "tconv auto-encoder on Fashion-MNIST: MSE"));
-  const nlohmann::json summary = {{"tool", "tconv"}, {"device", device.name()}, {"threads", device.num_threads()},
+  const nlohmann::json summary = {{"tool", "tconv"}, {"device", device.name()}, {"ranks", ranks},
+                                  {"threads", device.num_threads()},
                                   {"epochs", epochs}, {"batch", batch}, {"seed", seed},
                                   {"train_images", train_set.count}, {"test_images", test_set.count},
                                   {"test_mse", test_mse}, {"images_per_s", images_per_s},
@@ -164,8 +215,11 @@ int cmd_train(int argc, char** argv) {
                                   {"history_train_mse", history.epoch_train}};
   const std::string js = summary.dump() + "\n";
   io::write_file_atomic(out_dir + "/summary.json", js.data(), js.size());
+  // The other ranks end once rank 0's outputs are written; a failed rank fails the run.
+  if (parallel) parallel->finish();
+  const std::string where = ranks > 1 ? std::to_string(ranks) + " GPUs, rank 0 on " + device.name() : device.name();
   std::printf("tconv: test MSE %s after %lld epochs, %.0f images/s (%s); outputs in %s\n",
-              fmt("%.6f", test_mse).c_str(), static_cast<long long>(epochs), images_per_s, device.name().c_str(),
+              fmt("%.6f", test_mse).c_str(), static_cast<long long>(epochs), images_per_s, where.c_str(),
               out_dir.c_str());
   std::printf("test MSE (exact): %.17g\n", test_mse);
   return 0;

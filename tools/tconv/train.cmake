@@ -3,7 +3,9 @@
 find_package(ZLIB REQUIRED)
 set(_tconv_train_sources
   ${CMAKE_CURRENT_LIST_DIR}/train_data.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/train_parallel.cpp
   ${CMAKE_CURRENT_LIST_DIR}/train_png.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/train_processes.cpp
   ${CMAKE_CURRENT_LIST_DIR}/train_progress.cpp)
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/train_model.cpp)
   list(APPEND _tconv_train_sources ${CMAKE_CURRENT_LIST_DIR}/train_model.cpp)
@@ -17,7 +19,8 @@ cmake_language(DEFER CALL target_link_libraries tconv_cli PRIVATE ZLIB::ZLIB)
 if(TCONV_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)
-  set(_train_test_sources ${PROJECT_SOURCE_DIR}/tests/train_app/test_train_io.cpp ${_tconv_train_sources})
+  set(_train_test_sources ${PROJECT_SOURCE_DIR}/tests/train_app/test_train_io.cpp
+                           ${PROJECT_SOURCE_DIR}/tests/dist/train_parallel_test.cpp ${_tconv_train_sources})
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/train_model.cpp)
     list(APPEND _train_test_sources ${PROJECT_SOURCE_DIR}/tests/train_app/test_train_model.cpp)
   endif()
@@ -36,6 +39,12 @@ if(TCONV_BUILD_TESTS)
              COMMAND ${CMAKE_COMMAND} -DTCONV=$<TARGET_FILE:tconv_cli>
                      -DWORK=${CMAKE_BINARY_DIR}/train_cli_short_run -P ${PROJECT_SOURCE_DIR}/tests/train_app/cli_short_run.cmake)
     set_tests_properties(train_cli_short_run PROPERTIES LABELS train TIMEOUT 900)
+    # Data-parallel end to end (--gpus 1 = --device cuda bit for bit; --gpus 2 where there are 2 GPUs).
+    # Skipped without a GPU or NCCL.
+    add_test(NAME train_gpus
+             COMMAND ${CMAKE_COMMAND} -DTCONV=$<TARGET_FILE:tconv_cli> -DWORK=${CMAKE_BINARY_DIR}/train_gpus
+                     -P ${PROJECT_SOURCE_DIR}/tests/dist/train_gpus.cmake)
+    set_tests_properties(train_gpus PROPERTIES LABELS "train;dist" TIMEOUT 900 SKIP_REGULAR_EXPRESSION "SKIPPED:")
     # Against the PyTorch peer, with Debian's interpreter (the one that has torch).
     if(EXISTS /usr/bin/python3)
       add_test(NAME train_peer_check

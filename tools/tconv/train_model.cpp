@@ -9,6 +9,7 @@
 #include "io/coder.hpp"
 #include "io/safetensors.hpp"
 #include "tconv/command_buffer.hpp"
+#include "tconv/communicator.hpp"
 #include "tconv/convert.hpp"
 #include "tconv/convolution.hpp"
 #include "tconv/convolution_transpose.hpp"
@@ -181,7 +182,7 @@ struct AutoEncoder::Impl {
     return x;
   }
 
-  double train_step(const float* images, int64_t n) {
+  double train_step(const float* images, int64_t n, const Communicator* comm, float share) {
     CommandBuffer cb(device);
     cb.label = "train step";
     const Image x = input_image(images, n);
@@ -195,12 +196,22 @@ struct AutoEncoder::Impl {
     mse.encode_gradient(cb, f.y, x, g);                     // dL/dy
     sigmoid_grad.encode(cb, g, f.h4, g);                    // dL/dh4
     g = d2.deconv_grad.encode(cb, g, f.a3, f.t2);           // dL/da3; dW, db of dec2 into t2
+    // Data-parallel: sum Σ_r share_r·grad_r of this layer (and the loss) across ranks, in place, while the
+    // commands below compute the next layers' gradients.
+    if (comm) comm->encode_all_reduce(cb, {FloatSpan{f.t2.gradient_for_weights()}, FloatSpan{f.t2.gradient_for_biases()},
+                                           FloatSpan{loss_value}}, ReduceOp::sum, share);
     relu_grad.encode(cb, g, f.h3, g);                       // dL/dh3
     g = d1.deconv_grad.encode(cb, g, f.a2, f.t1);           // dL/da2; dec1's into t1
+    if (comm) comm->encode_all_reduce(cb, f.t1, ReduceOp::sum, share);
     relu_grad.encode(cb, g, f.h2, g);                       // dL/dh2
     g = e2.conv_grad.encode(cb, g, f.a1, f.s2);             // dL/da1; enc2's into s2
+    if (comm) comm->encode_all_reduce(cb, f.s2, ReduceOp::sum, share);
     relu_grad.encode(cb, g, f.h1, g);                       // dL/dh1
     e1.conv_grad.encode(cb, g, x, f.s1);                    // enc1: weights and bias only
+    if (comm) {
+      comm->encode_all_reduce(cb, f.s1, ReduceOp::sum, share);
+      comm->encode_join(cb);  // the optimizers read the reduced gradients
+    }
 
     // Adam on each layer's weights-and-biases state, in place (a.9.5), from that layer's gradient state.
     const ConvolutionGradientState* grads[4] = {&f.s1, &f.s2, &f.t1, &f.t2};
@@ -279,7 +290,9 @@ AutoEncoder::AutoEncoder(const Device& device, uint64_t seed, float learning_rat
   }
 }
 
-double AutoEncoder::train_step(const float* images, int64_t n) { return impl_->train_step(images, n); }
+double AutoEncoder::train_step(const float* images, int64_t n, const Communicator* comm, float share) {
+  return impl_->train_step(images, n, comm, share);
+}
 
 double AutoEncoder::reconstruct(const float* images, int64_t n, float* out) {
   return impl_->reconstruct(images, n, out);

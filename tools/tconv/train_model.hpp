@@ -28,6 +28,10 @@
 
 #include "tconv/device.hpp"
 
+namespace tconv {
+class Communicator;
+}
+
 namespace tconv::cli::train {
 
 inline constexpr int64_t kImageSide = 28;
@@ -57,7 +61,11 @@ class AutoEncoder {
   AutoEncoder& operator=(AutoEncoder&&) noexcept;
 
   // One Adam step on `n` images ([n][28][28] in [0, 1]); returns the batch's MSE loss (the loss kernel's).
-  double train_step(const float* images, int64_t n);
+  // Data-parallel (train_parallel.hpp): with `comm`, each layer's weight and bias gradients are all-reduced
+  // as soon as its gradient kernel is encoded — dec2's first, while the data gradients of the layers below
+  // are still being computed — each rank's weighted by `share` (its part of the global batch), and so is
+  // the loss; the optimizers wait for the reductions. The returned loss is then the global batch's.
+  double train_step(const float* images, int64_t n, const Communicator* comm = nullptr, float share = 1.0f);
   // Forward pass only: writes the reconstructions ([n][28][28]) when `out` is non-null and returns the
   // sum of squared errors over the n·784 pixels (float64, summed in index order: reproducible).
   double reconstruct(const float* images, int64_t n, float* out);
