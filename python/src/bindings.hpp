@@ -48,6 +48,7 @@ std::string shape_text(const std::vector<int64_t>& s);
 
 void register_errors(nb::module_& m);
 void register_functional(nb::module_& m);
+void register_cuda_functional(nb::module_& m);
 void register_objects(nb::module_& m);
 void register_training(nb::module_& m);
 

@@ -118,6 +118,7 @@ NB_MODULE(_core, m) {
         "Names of the registered algorithms of a backend, in preference order (for algorithm=...).");
 
   python::register_functional(m);
+  python::register_cuda_functional(m);
   python::register_objects(m);
   python::register_training(m);
 }

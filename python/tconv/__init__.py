@@ -4,7 +4,8 @@ GPUs in a CUDA build), for NumPy and PyTorch.
 Three layers, thinnest first:
 
 * ``tconv.conv_transpose2d`` / ``tconv.conv_transpose2d_backward``: PyTorch's geometry and keyword names on
-  NumPy arrays and DLPack tensors (PyTorch CPU tensors are read and written in place, no copy).
+  NumPy arrays and DLPack tensors (PyTorch CPU tensors are read and written in place, no copy; CUDA tensors
+  are computed on their GPU, on PyTorch's current stream, without host copies — see ``tconv._cuda``).
 * the MPS-style objects (``Device``, ``CommandBuffer``, ``Image``, ``ConvolutionDescriptor``,
   ``ArrayDataSource``, ``ConvolutionTranspose``, ``ConvolutionTransposeGradient``, the states and the
   optimizers) for code ported from Metal Performance Shaders.

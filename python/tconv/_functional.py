@@ -5,6 +5,9 @@ are allocated here in the caller's framework (PyTorch tensors for PyTorch inputs
 written by tconv in place. Inputs that are not dense C order are made contiguous first (that is a copy, as in
 PyTorch's own kernels); dense inputs are never copied.
 
+CUDA arrays (PyTorch CUDA tensors, other DLPack producers of CUDA memory) are computed on the GPU they
+live on, on PyTorch's current stream, without host copies: see ``tconv._cuda``.
+
 Geometry follows ``torch.nn.functional.conv_transpose2d``: weights are ``[Cin, Cout/groups, kH, kW]``
 (``weight_layout="pytorch"``) or MPS OHWI ``[Cout, kH, kW, Cin/groups]`` (``weight_layout="mps"``);
 activations are NCHW (``layout="nchw"``) or NHWC (``layout="nhwc"``). Element types: float32, float16 and
@@ -16,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import _core
+from . import _core, _cuda
 
 _default = threading.local()
 
@@ -82,8 +85,7 @@ def _as_input(a, role, optional=False):
         if a.requires_grad:
             a = a.detach()
         if a.device.type != "cpu":
-            raise _core.UnsupportedError(
-                f"{role} is on device {a.device}; this tconv package computes on host memory (CPU tensors)")
+            raise _core.UnsupportedError(f"{role} is on device {a.device}; tconv computes on CPU and CUDA tensors")
         return a if a.is_contiguous() else a.contiguous()
     if isinstance(a, np.ndarray):
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
@@ -122,10 +124,18 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     products accumulate in float32. algorithm: a name from ``tconv.algorithms()`` to force one (None: the
     library chooses). output_size: an explicit (H, W) of the result instead of output_padding (tconv
     extension; padding may also be negative). out: a preallocated dense output to write into.
-    Returns an array of x's framework and element type.
+    device: the tconv.Device to run on (None: ``default_device()`` for host arrays, the tensors' own GPU for
+    CUDA arrays). Returns an array of x's framework and element type (a PyTorch CUDA tensor for CUDA inputs,
+    enqueued on PyTorch's current stream).
     """
-    opt = _options(stride, padding, output_padding, groups, dilation, output_size, layout, weight_layout,
-                   precision, algorithm, allow_nondeterministic)
+    geometry = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                    dilation=dilation, output_size=output_size, layout=layout, weight_layout=weight_layout,
+                    precision=precision, algorithm=algorithm, allow_nondeterministic=allow_nondeterministic)
+    opt = _options(**geometry)
+    if _cuda.is_cuda(x) or _cuda.is_cuda(w) or _cuda.is_cuda(b) or _cuda.is_cuda(out):
+        y, name = _cuda.conv_transpose2d(x, w, b, geometry, out, device)
+        _default.algorithms = {"forward": name}
+        return y
     x = _as_input(x, "x")
     w = _as_input(w, "weight")
     b = _as_input(b, "bias", optional=True)
@@ -155,11 +165,18 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     unknown = need - {"dx", "dw", "db"}
     if unknown:
         raise ValueError(f"need may hold 'dx', 'dw' and 'db', got {sorted(unknown)}")
+    geometry = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                    dilation=dilation, output_size=output_size, layout=layout, weight_layout=weight_layout,
+                    precision=precision, algorithm=algorithm, allow_nondeterministic=allow_nondeterministic)
+    opt = _options(**geometry)
+    if _cuda.is_cuda(dy) or _cuda.is_cuda(x) or _cuda.is_cuda(w):
+        grads, data_alg, weights_alg = _cuda.conv_transpose2d_backward(dy, x, w, geometry, need, device)
+        _default.algorithms = {k: v for k, v in (("backward_data", data_alg), ("backward_weights", weights_alg))
+                               if v}
+        return grads
     dy = _as_input(dy, "grad_output")
     x = _as_input(x, "x")
     w = _as_input(w, "weight")
-    opt = _options(stride, padding, output_padding, groups, dilation, output_size, layout, weight_layout,
-                   precision, algorithm, allow_nondeterministic)
     dx = _empty_like_framework(dy, x.shape) if "dx" in need else None
     dw = _empty_like_framework(dy, w.shape, dtype_of_ref=False) if "dw" in need else None
     cout = None

@@ -9,7 +9,9 @@ differs: it runs tconv's kernels (forward, data gradient, weight+bias gradient) 
 
 Element types: float32, float16 and bfloat16 run natively. float64 tensors are computed in float32 and the
 results returned as float64 (tconv has no float64 kernels; its reference accumulates in float64 but reads
-float32 values). Tensors must be on the CPU in this build. Double backward is not supported.
+float32 values). CPU tensors run on the CPU (or ``tconv.default_device()``), CUDA tensors on their GPU in a
+CUDA build, on PyTorch's current stream and without host copies (``tconv._cuda``); autograd works the same
+on both. Double backward is not supported.
 """
 import torch
 import torch.nn.functional  # noqa: F401  (torch.nn.ConvTranspose2d's module)

@@ -10,8 +10,14 @@ import tconv
 from test_functional import to_ohwi
 
 
-@pytest.fixture
-def device():
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Every object test runs on the CPU and, in a CUDA build with a GPU, on CUDA device 0 (the objects keep
+    their memory on the device; Image.from_numpy / to_numpy copy through the host)."""
+    if request.param == "cuda":
+        if tconv.Device.cuda_device_count() == 0:
+            pytest.skip("no CUDA device (or tconv built without CUDA)")
+        return tconv.Device.cuda(0)
     return tconv.Device.cpu()
 
 
