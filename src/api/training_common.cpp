@@ -1,9 +1,26 @@
 // Float ranges, host staging and image checks for the training companions (see training_common.hpp).
 #include "api/training_common.hpp"
 
+#include <atomic>
 #include <cstring>
 
 namespace tconv::train {
+
+namespace {
+std::atomic<uint64_t> g_stagings{0};
+}  // namespace
+
+bool on_cuda_device(const CommandBuffer& cb, std::initializer_list<const Buffer*> buffers) {
+  const Device& queue = cb.device();
+  if (queue.kind() != DeviceKind::cuda) return false;
+  for (const Buffer* b : buffers) {
+    if (b == nullptr || !*b) continue;
+    if (b->contents() != nullptr || !(b->device() == queue)) return false;
+  }
+  return true;
+}
+
+uint64_t host_stagings() noexcept { return g_stagings.load(std::memory_order_relaxed); }
 
 FloatRange float_range(const Buffer& buffer, std::size_t offset, int64_t count, const std::string& role) {
   if (!buffer) invalid(role, " is a null buffer");
@@ -36,6 +53,7 @@ HostFloats::HostFloats(const FloatRange& range, bool write_back) : range_(range)
     data_ = reinterpret_cast<float*>(static_cast<unsigned char*>(host) + range_.offset);
     write_back_ = false;
   } else {
+    g_stagings.fetch_add(1, std::memory_order_relaxed);
     staged_.resize(static_cast<std::size_t>(range_.count));
     range_.buffer.copy_to_host(staged_.data(), staged_.size() * 4, range_.offset);
     data_ = staged_.data();
@@ -56,6 +74,7 @@ HostImage::HostImage(const Image& image, bool write_back)
     data_ = host;
     write_back_ = false;
   } else {
+    g_stagings.fetch_add(1, std::memory_order_relaxed);
     staged_.resize(bytes_);
     buffer_.copy_to_host(staged_.data(), bytes_, 0);
     data_ = staged_.data();

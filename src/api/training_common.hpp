@@ -1,19 +1,22 @@
 // Helpers shared by the training companions' API files (optimizers, neurons, loss): float ranges of buffers
 // resolved and checked at encode time, and host access to them at run time.
 //
-// Buffers on the CPU are host memory and are used in place. Device-only memory (contents() == nullptr) is
-// staged through a host copy that is written back when the command finishes; the element-wise kernels do
-// not care where the values live, and this keeps one implementation for every device until device kernels
-// exist.
+// Buffers on the CPU are host memory and are used in place. When every operand of a command lives in the
+// memory of the command buffer's CUDA device, the command runs the CUDA kernels of cuda/training_backend.hpp
+// on the queue's stream instead (on_cuda_device below): nothing goes through the host. Other device-only
+// memory (contents() == nullptr: another GPU than the queue's, mixed placements) is staged through a host
+// copy that is written back when the command finishes.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "tconv/buffer.hpp"
+#include "tconv/command_buffer.hpp"
 #include "tconv/error.hpp"
 #include "tconv/image.hpp"
 
@@ -42,6 +45,14 @@ struct FloatRange {
 FloatRange float_range(const Buffer& buffer, std::size_t offset, int64_t count, const std::string& role);
 // The same, requiring exactly `expected` values.
 FloatRange float_range_of(const Buffer& buffer, std::size_t offset, int64_t expected, const std::string& role);
+
+// Whether a command of `cb` runs on the GPU: the queue is a CUDA device and every buffer given (null ones
+// are skipped) is device memory of that same device.
+bool on_cuda_device(const CommandBuffer& cb, std::initializer_list<const Buffer*> buffers);
+
+// Device-memory ranges staged through the host by HostFloats/HostImage since the process started: lets tests
+// check that training commands on a CUDA device stay on the device.
+uint64_t host_stagings() noexcept;
 
 // Host view of a range while a command runs.
 class HostFloats {

@@ -1,11 +1,15 @@
 // Neuron kernels and the MSE loss kernel of the object API (include/tconv/neuron.hpp, loss.hpp): argument
-// checks at encode time, then one command that runs the element-wise engine math of core/pointwise on host
-// views of the images.
+// checks at encode time, then one command. On a CUDA queue with every image in its memory the command launches
+// the CUDA kernels (cuda/training_backend.hpp) on the queue's main stream and returns without waiting;
+// otherwise it runs the element-wise engine math of core/pointwise on host views of the images.
 #include <cmath>
 #include <utility>
 
+#include "api/internal.hpp"
 #include "api/training_common.hpp"
 #include "core/pointwise.hpp"
+#include "core/status.hpp"
+#include "cuda/training_backend.hpp"
 #include "tconv/loss.hpp"
 #include "tconv/neuron.hpp"
 
@@ -27,6 +31,11 @@ void require_device(const CommandBuffer& cb, const Device& device, const char* k
 core::ConstArray const_array(train::HostImage& h, const Image& i) { return {h.data(), i.data_type()}; }
 core::MutArray mut_array(train::HostImage& h, const Image& i) { return {h.data(), i.data_type()}; }
 
+// The queue's main stream: the one every command of a command buffer issues to, in encode order.
+void* main_stream(const Device& queue) { return api::queue_streams(queue).main; }
+const void* dptr(const Image& i) { return i.buffer().device_pointer(); }
+void* mut_dptr(const Image& i) { return i.buffer().device_pointer(); }
+
 }  // namespace
 
 // ---------------------------------------------------------------- NeuronKernel
@@ -42,6 +51,14 @@ void NeuronKernel::encode(CommandBuffer& cb, const Image& source, const Image& d
   train::require_image(destination, k, "destination");
   train::require_same_shape(source, "source", destination, "destination", k);
   train::require_alias_ok(source, "source", destination, "destination", k);
+  if (train::on_cuda_device(cb, {&source.buffer(), &destination.buffer()})) {
+    cb.encode(k, [n = neuron_, source, destination, queue = cb.device()]() {
+      core::throw_if_error(cuda_backend::training::neuron_forward(queue.ordinal(), main_stream(queue), n, dptr(source),
+                                                                  source.data_type(), mut_dptr(destination),
+                                                                  destination.data_type(), source.element_count()));
+    });
+    return;
+  }
   cb.encode(k, [n = neuron_, source, destination, device = device_]() {
     train::HostImage x(source, false), y(destination, true);
     core::neuron_forward(n, const_array(x, source), mut_array(y, destination), source.element_count(),
@@ -74,6 +91,14 @@ void NeuronGradient::encode(CommandBuffer& cb, const Image& gy, const Image& x, 
   train::require_same_shape(gy, "source gradient", gx, "destination gradient", k);
   train::require_alias_ok(gy, "source gradient", gx, "destination gradient", k);
   train::require_alias_ok(x, "source", gx, "destination gradient", k);
+  if (train::on_cuda_device(cb, {&gy.buffer(), &x.buffer(), &gx.buffer()})) {
+    cb.encode(k, [n = neuron_, gy, x, gx, queue = cb.device()]() {
+      core::throw_if_error(cuda_backend::training::neuron_gradient(queue.ordinal(), main_stream(queue), n, dptr(gy),
+                                                                   gy.data_type(), dptr(x), x.data_type(), mut_dptr(gx),
+                                                                   gx.data_type(), gy.element_count()));
+    });
+    return;
+  }
   cb.encode(k, [n = neuron_, gy, x, gx, device = device_]() {
     train::HostImage hgy(gy, false), hx(x, false), hgx(gx, true);
     core::neuron_gradient(n, const_array(hgy, gy), const_array(hx, x), mut_array(hgx, gx), gy.element_count(),
@@ -108,6 +133,18 @@ void MSELoss::encode_forward(CommandBuffer& cb, const Image& p, const Image& t, 
   require_device(cb, device_, "MSELoss");
   check_pair(p, t);
   const train::FloatRange out = train::float_range_of(loss, offset, 1, "MSELoss: loss buffer");
+  if (train::on_cuda_device(cb, {&p.buffer(), &t.buffer(), &out.buffer})) {
+    // The block sums' scratch, allocated now (errors reach the caller) from the stream-ordered pool and
+    // released with the command, after the queued kernels that use it (cuda/backend.hpp).
+    Buffer scratch = Buffer::allocate(cb.device(), cuda_backend::training::mse_loss_workspace(p.element_count()));
+    cb.encode("MSELoss forward", [p, t, out, scratch, w = static_cast<double>(desc_.weight), queue = cb.device()]() {
+      float* result = reinterpret_cast<float*>(static_cast<unsigned char*>(out.buffer.device_pointer()) + out.offset);
+      core::throw_if_error(cuda_backend::training::mse_loss(queue.ordinal(), main_stream(queue), dptr(p),
+                                                            p.data_type(), dptr(t), t.data_type(), p.element_count(),
+                                                            w, result, scratch.device_pointer()));
+    });
+    return;
+  }
   cb.encode("MSELoss forward", [p, t, out, w = static_cast<double>(desc_.weight), device = device_]() {
     train::HostImage hp(p, false), ht(t, false);
     train::HostFloats result(out, true);
@@ -125,6 +162,17 @@ void MSELoss::encode_gradient(CommandBuffer& cb, const Image& p, const Image& t,
   train::require_same_shape(p, "predictions", g, "gradient", "MSELoss");
   train::require_alias_ok(p, "predictions", g, "gradient", "MSELoss");
   train::require_alias_ok(t, "targets", g, "gradient", "MSELoss");
+  if (train::on_cuda_device(cb, {&p.buffer(), &t.buffer(), &g.buffer()})) {
+    // core::mse_loss_gradient's factor, rounded once to float32 the same way.
+    const float factor = static_cast<float>(2.0 * static_cast<double>(desc_.weight) /
+                                            static_cast<double>(p.element_count()));
+    cb.encode("MSELoss gradient", [p, t, g, factor, queue = cb.device()]() {
+      core::throw_if_error(cuda_backend::training::mse_loss_gradient(queue.ordinal(), main_stream(queue), dptr(p),
+                                                                     p.data_type(), dptr(t), t.data_type(), mut_dptr(g),
+                                                                     g.data_type(), p.element_count(), factor));
+    });
+    return;
+  }
   cb.encode("MSELoss gradient", [p, t, g, w = static_cast<double>(desc_.weight), device = device_]() {
     train::HostImage hp(p, false), ht(t, false), hg(g, true);
     core::mse_loss_gradient(const_array(hp, p), const_array(ht, t), mut_array(hg, g), p.element_count(), w,

@@ -1,5 +1,7 @@
 // Optimizers of the object API (include/tconv/optimizer.hpp): argument checks at encode time, then one
-// command per encode that runs the engine rules of core/optimizer_math on host views of the buffers.
+// command per encode. On a CUDA queue with every buffer in its memory the command launches one CUDA kernel
+// for all segments (cuda/training_backend.hpp, the same rules bit for bit) on the queue's main stream;
+// otherwise it runs the engine rules of core/optimizer_math on host views of the buffers.
 //
 // An update is a list of segments (weights, and biases when they are updated); each segment names the
 // gradient, the current values, the result and up to three optimizer-state arrays of the same length.
@@ -12,8 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include "api/internal.hpp"
 #include "api/training_common.hpp"
 #include "core/optimizer_math.hpp"
+#include "core/status.hpp"
+#include "cuda/training_backend.hpp"
 #include "tconv/optimizer.hpp"
 
 namespace tconv {
@@ -30,11 +35,47 @@ struct Segment {
 
 // The engine rule applied to one segment: (arrays, state0, state1, state2, threads).
 using Rule = std::function<void(const core::UpdateArrays&, float*, float*, float*, int)>;
+// The same rule on a CUDA device, over all segments at once: (device, stream, segments, count).
+using DeviceRule =
+    std::function<core::Status(int, void*, const cuda_backend::training::UpdateSegment*, int)>;
+
+float* device_floats(const FloatRange& r) {
+  return reinterpret_cast<float*>(static_cast<unsigned char*>(r.buffer.device_pointer()) + r.offset);
+}
 
 void encode_update(CommandBuffer& cb, const Device& device, std::string label, std::vector<Segment> segments,
-                   Rule rule) {
+                   Rule rule, DeviceRule device_rule) {
   if (!(cb.device() == device))
     invalid(label, ": the command buffer belongs to ", cb.device().name(), ", the optimizer to ", device.name());
+  bool on_gpu = cb.device().kind() == DeviceKind::cuda;
+  for (const Segment& s : segments) {
+    on_gpu = on_gpu && train::on_cuda_device(cb, {&s.gradient.buffer, &s.values.buffer, &s.result.buffer});
+    for (const auto& st : s.state)
+      if (st) on_gpu = on_gpu && train::on_cuda_device(cb, {&st->buffer});
+  }
+  if (on_gpu) {
+    if (segments.size() > static_cast<size_t>(cuda_backend::training::kMaxUpdateSegments))
+      invalid(label, ": ", segments.size(), " segments in one update; the CUDA kernel takes at most ",
+              cuda_backend::training::kMaxUpdateSegments);
+    std::vector<cuda_backend::training::UpdateSegment> d(segments.size());
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const Segment& s = segments[i];
+      d[i].gradient = device_floats(s.gradient);
+      d[i].values = device_floats(s.values);
+      d[i].result = device_floats(s.result);
+      for (size_t k = 0; k < 3; ++k)
+        if (s.state[k]) d[i].state[k] = device_floats(*s.state[k]);
+      d[i].count = s.gradient.count;
+    }
+    // The segments capture their buffers: they stay alive until the command buffer releases its commands,
+    // which is after the stream work that uses them.
+    cb.encode(std::move(label), [segments = std::move(segments), d = std::move(d), device_rule = std::move(device_rule),
+                                 queue = cb.device()]() {
+      core::throw_if_error(device_rule(queue.ordinal(), api::queue_streams(queue).main, d.data(),
+                                       static_cast<int>(d.size())));
+    });
+    return;
+  }
   cb.encode(std::move(label), [segments = std::move(segments), rule = std::move(rule), device]() {
     for (const Segment& s : segments) {
       train::HostFloats g(s.gradient, false), v(s.values, false), r(s.result, true);
@@ -187,6 +228,12 @@ Rule sgd_rule(const OptimizerDescriptor& d, float mu, bool nesterov) {
     core::sgd_update(c, p, a, m, threads);
   };
 }
+DeviceRule sgd_device_rule(const OptimizerDescriptor& d, float mu, bool nesterov) {
+  return [c = common_of(d), p = core::SgdParams{mu, nesterov}](
+             int dev, void* stream, const cuda_backend::training::UpdateSegment* s, int n) {
+    return cuda_backend::training::sgd_update(dev, stream, c, p, s, n);
+  };
+}
 }  // namespace
 
 void OptimizerSGD::encode(CommandBuffer& cb, const FloatVector& gradient, const FloatVector& values,
@@ -196,7 +243,8 @@ void OptimizerSGD::encode(CommandBuffer& cb, const FloatVector& gradient, const 
   std::vector<std::pair<const FloatVector*, const char*>> states;
   if (momentum) states.emplace_back(&*momentum, "input momentum");
   encode_update(cb, device(), "OptimizerSGD", {vector_segment("OptimizerSGD", gradient, values, states, result)},
-                sgd_rule(descriptor(), momentum_scale_, nesterov_));
+                sgd_rule(descriptor(), momentum_scale_, nesterov_),
+                sgd_device_rule(descriptor(), momentum_scale_, nesterov_));
 }
 
 void OptimizerSGD::encode(CommandBuffer& cb, const ConvolutionGradientState& gradient_state,
@@ -206,7 +254,8 @@ void OptimizerSGD::encode(CommandBuffer& cb, const ConvolutionGradientState& gra
     invalid("OptimizerSGD: momentum_scale is ", momentum_scale_, " but no momentum vectors were given");
   auto segs = state_segments("OptimizerSGD", gradient_state, source, result, {{&momentum, "input momentum"}}, true);
   // With an empty list the rule gets no momentum array (plain step).
-  encode_update(cb, device(), "OptimizerSGD", std::move(segs), sgd_rule(descriptor(), momentum_scale_, nesterov_));
+  encode_update(cb, device(), "OptimizerSGD", std::move(segs), sgd_rule(descriptor(), momentum_scale_, nesterov_),
+                sgd_device_rule(descriptor(), momentum_scale_, nesterov_));
 }
 
 // ---------------------------------------------------------------- RMSProp
@@ -229,6 +278,12 @@ Rule rmsprop_rule(const OptimizerDescriptor& d, double decay, float eps) {
     core::rmsprop_update(c, p, a, s, threads);
   };
 }
+DeviceRule rmsprop_device_rule(const OptimizerDescriptor& d, double decay, float eps) {
+  return [c = common_of(d), p = core::rmsprop_params(decay, eps)](
+             int dev, void* stream, const cuda_backend::training::UpdateSegment* s, int n) {
+    return cuda_backend::training::rmsprop_update(dev, stream, c, p, s, n);
+  };
+}
 }  // namespace
 
 void OptimizerRMSProp::encode(CommandBuffer& cb, const FloatVector& gradient, const FloatVector& values,
@@ -236,7 +291,8 @@ void OptimizerRMSProp::encode(CommandBuffer& cb, const FloatVector& gradient, co
   encode_update(cb, device(), "OptimizerRMSProp",
                 {vector_segment("OptimizerRMSProp", gradient, values, {{&sum_of_squares, "input sum of squares"}},
                                 result)},
-                rmsprop_rule(descriptor(), decay_, epsilon_));
+                rmsprop_rule(descriptor(), decay_, epsilon_),
+                rmsprop_device_rule(descriptor(), decay_, epsilon_));
 }
 
 void OptimizerRMSProp::encode(CommandBuffer& cb, const ConvolutionGradientState& gradient_state,
@@ -245,7 +301,8 @@ void OptimizerRMSProp::encode(CommandBuffer& cb, const ConvolutionGradientState&
                               ConvolutionWeightsAndBiasesState& result) const {
   auto segs = state_segments("OptimizerRMSProp", gradient_state, source, result,
                              {{&sum_of_squares, "input sum of squares"}}, false);
-  encode_update(cb, device(), "OptimizerRMSProp", std::move(segs), rmsprop_rule(descriptor(), decay_, epsilon_));
+  encode_update(cb, device(), "OptimizerRMSProp", std::move(segs), rmsprop_rule(descriptor(), decay_, epsilon_),
+                rmsprop_device_rule(descriptor(), decay_, epsilon_));
 }
 
 // ---------------------------------------------------------------- Adam
@@ -269,6 +326,14 @@ Rule adam_rule(const OptimizerDescriptor& d, const AdamParameters& p, uint64_t t
     core::adam_update(c, ap, step, a, m, v, vmax, threads);
   };
 }
+// The same step size (float64, rounded once on the host) as adam_rule.
+DeviceRule adam_device_rule(const OptimizerDescriptor& d, const AdamParameters& p, uint64_t t) {
+  const float step = core::adam_step_size(d.learning_rate, p.beta1, p.beta2, static_cast<int64_t>(t));
+  return [c = common_of(d), ap = core::adam_params(p.beta1, p.beta2, p.epsilon), step](
+             int dev, void* stream, const cuda_backend::training::UpdateSegment* s, int n) {
+    return cuda_backend::training::adam_update(dev, stream, c, ap, step, s, n);
+  };
+}
 }  // namespace
 
 void OptimizerAdam::encode(CommandBuffer& cb, const FloatVector& gradient, const FloatVector& values,
@@ -280,7 +345,8 @@ void OptimizerAdam::encode(CommandBuffer& cb, const FloatVector& gradient, const
                                                                  {&velocity, "input velocity"}};
   if (maximum_velocity) states.emplace_back(&*maximum_velocity, "maximum velocity");
   Segment s = vector_segment("OptimizerAdam", gradient, values, states, result);
-  encode_update(cb, device(), "OptimizerAdam", {std::move(s)}, adam_rule(descriptor(), p_, p_.time_step + 1));
+  encode_update(cb, device(), "OptimizerAdam", {std::move(s)}, adam_rule(descriptor(), p_, p_.time_step + 1),
+                adam_device_rule(descriptor(), p_, p_.time_step + 1));
   ++p_.time_step;  // only once the encode succeeded
 }
 
@@ -307,7 +373,8 @@ void OptimizerAdam::encode_state(CommandBuffer& cb, const ConvolutionGradientSta
                                                                         {&velocity, "input velocity"}};
   if (maximum_velocity) lists.emplace_back(maximum_velocity, "maximum velocity");
   auto segs = state_segments("OptimizerAdam", gradient_state, source, result, lists, false);
-  encode_update(cb, device(), "OptimizerAdam", std::move(segs), adam_rule(descriptor(), p_, p_.time_step + 1));
+  encode_update(cb, device(), "OptimizerAdam", std::move(segs), adam_rule(descriptor(), p_, p_.time_step + 1),
+                adam_device_rule(descriptor(), p_, p_.time_step + 1));
   ++p_.time_step;
 }
 

@@ -1,5 +1,6 @@
 // Build without the CUDA backend: no CUDA algorithms, and every runtime call reports that CUDA is absent.
 #include "cuda/backend.hpp"
+#include "cuda/training_backend.hpp"
 #include "registry/algorithm.hpp"
 
 namespace tconv::registry {
@@ -45,3 +46,40 @@ core::Status bias_gradient(int, void*, const core::TensorView&, DataType, int64_
   return absent();
 }
 }  // namespace tconv::cuda_backend
+
+// The training companions' kernels (training_backend.hpp): unavailable too; the object API only calls them for
+// buffers in CUDA memory, which this build cannot make.
+namespace tconv::cuda_backend::training {
+namespace {
+core::Status absent() {
+  return core::fail(ErrorCode::device_unavailable, "this tconv build has no CUDA backend (built without nvcc)");
+}
+}  // namespace
+core::Status neuron_forward(int, void*, const NeuronDescriptor&, const void*, DataType, void*, DataType, int64_t) {
+  return absent();
+}
+core::Status neuron_gradient(int, void*, const NeuronDescriptor&, const void*, DataType, const void*, DataType, void*,
+                             DataType, int64_t) {
+  return absent();
+}
+std::size_t mse_loss_workspace(int64_t) { return 0; }
+core::Status mse_loss(int, void*, const void*, DataType, const void*, DataType, int64_t, double, float*, void*) {
+  return absent();
+}
+core::Status mse_loss_gradient(int, void*, const void*, DataType, const void*, DataType, void*, DataType, int64_t,
+                               float) {
+  return absent();
+}
+core::Status sgd_update(int, void*, const core::OptimizerCommon&, const core::SgdParams&, const UpdateSegment*, int) {
+  return absent();
+}
+core::Status rmsprop_update(int, void*, const core::OptimizerCommon&, const core::RmsPropParams&, const UpdateSegment*,
+                            int) {
+  return absent();
+}
+core::Status adam_update(int, void*, const core::OptimizerCommon&, const core::AdamParams&, float, const UpdateSegment*,
+                         int) {
+  return absent();
+}
+core::Status copy_h2d_async(int, void*, void*, const void*, std::size_t) { return absent(); }
+}  // namespace tconv::cuda_backend::training

@@ -6,6 +6,8 @@
 #include <map>
 #include <optional>
 
+#include "core/status.hpp"
+#include "cuda/training_backend.hpp"
 #include "io/coder.hpp"
 #include "io/safetensors.hpp"
 #include "tconv/command_buffer.hpp"
@@ -175,17 +177,36 @@ struct AutoEncoder::Impl {
     return f;
   }
 
-  Image input_image(const float* images, int64_t n) const {
-    Image x(device, ImageDescriptor{.width = kImageSide, .height = kImageSide, .feature_channels = 1,
-                                    .number_of_images = n});
-    x.buffer().copy_from_host(images, static_cast<std::size_t>(n * kImagePixels) * sizeof(float));
-    return x;
+  // The input images of one batch size, kept from step to step like the neuron outputs (no allocation and
+  // zero fill per step). Filled by a command of the step's own command buffer (upload_input), which is safe
+  // because each step waits for its command buffer before the next one encodes.
+  std::map<int64_t, Image> inputs;
+  Image input_image(int64_t n) {
+    auto it = inputs.find(n);
+    if (it != inputs.end()) return it->second;
+    return inputs[n] = Image(device, ImageDescriptor{.width = kImageSide, .height = kImageSide, .feature_channels = 1,
+                                                     .number_of_images = n});
+  }
+  // Encodes the copy of `images` into x as the buffer's first command. On CUDA it is one cudaMemcpyAsync on the
+  // command buffer's stream, ordered before the forward kernels without any host synchronisation; `images`
+  // must stay valid until the buffer completes (the callers wait for it before returning).
+  void upload_input(CommandBuffer& cb, const Image& x, const float* images) const {
+    const std::size_t bytes = static_cast<std::size_t>(x.element_count()) * sizeof(float);
+    void* stream = cb.cuda_stream();  // null on the CPU; lives as long as the device context `dev` holds
+    cb.encode("upload batch", [buffer = x.buffer(), images, bytes, stream, dev = device]() mutable {
+      if (dev.kind() == DeviceKind::cuda)
+        core::throw_if_error(
+            cuda_backend::training::copy_h2d_async(dev.ordinal(), stream, buffer.device_pointer(), images, bytes));
+      else
+        buffer.copy_from_host(images, bytes);
+    });
   }
 
   double train_step(const float* images, int64_t n, const Communicator* comm, float share) {
     CommandBuffer cb(device);
     cb.label = "train step";
-    const Image x = input_image(images, n);
+    const Image x = input_image(n);
+    upload_input(cb, x, images);
     Forward f = forward(cb, x, true);
     Layer &e1 = layers[0], &e2 = layers[1], &d1 = layers[2], &d2 = layers[3];
 
@@ -226,12 +247,13 @@ struct AutoEncoder::Impl {
     }
     cb.commit();
     cb.wait_and_check();
-    // The convolutions: CPU form — new weights into the data source, then reload from it.
+    // The convolutions: CPU form — new weights into the data source, then reload from it. A gradient kernel
+    // without the data gradient (enc1's) never reads its weights: it is not reloaded.
     for (Layer* l : {&e1, &e2}) {
       l->source->set_weights(read_floats(l->wb.weights(), l->wb.weights_offset(), l->wb.weight_count()));
       l->source->set_biases(read_floats(l->wb.biases(), l->wb.biases_offset(), l->wb.bias_count()));
       l->conv.reload_weights_and_biases_from_data_source();
-      l->conv_grad.reload_weights_and_biases_from_data_source();
+      if (has_data(l->conv_grad.gradient_option())) l->conv_grad.reload_weights_and_biases_from_data_source();
     }
     float loss = 0;
     loss_value.copy_to_host(&loss, sizeof loss);
@@ -241,7 +263,8 @@ struct AutoEncoder::Impl {
   double reconstruct(const float* images, int64_t n, float* out) {
     CommandBuffer cb(device);
     cb.label = "reconstruct";
-    const Image x = input_image(images, n);
+    const Image x = input_image(n);
+    upload_input(cb, x, images);
     Forward f = forward(cb, x, false);
     cb.commit();
     cb.wait_and_check();
