@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "registry/plan_cache.hpp"
+
 namespace tconv::registry {
 
 const std::vector<const Algorithm*>& algorithms(DeviceKind backend) {
@@ -47,22 +49,10 @@ Choice choose(const core::Problem& p, DeviceKind backend, std::string_view force
     c.reason = "forced";
     return c;
   }
-  std::ostringstream why;
-  for (const Algorithm* a : algorithms(backend)) {
-    if (!a->deterministic() && !allow_nondeterministic) {
-      why << a->name() << ": nondeterministic; ";
-      continue;
-    }
-    if (auto r = a->decline_reason(p)) {
-      why << a->name() << ": " << *r << "; ";
-      continue;
-    }
-    c.algorithm = a;
-    c.reason = "first in preference order that takes the problem";
-    return c;
-  }
-  c.reason = "no algorithm takes " + p.describe() + ": " + why.str();
-  return c;
+  // Not forced: a plan cache entry when a cache is active (plan_cache.hpp), else the preference order.
+  const PlanCache* cache = active_plan_cache();
+  return choose_from(algorithms(backend), cache, cache != nullptr ? plan_device_label(backend) : std::string(), p,
+                     allow_nondeterministic);
 }
 
 }  // namespace tconv::registry

@@ -10,5 +10,6 @@ int cmd_info(int argc, char** argv);         // cmd_info.cpp
 int cmd_bench(int argc, char** argv);        // cmd_bench.cpp
 int cmd_train(int argc, char** argv);        // cmd_train.cpp
 int cmd_reconstruct(int argc, char** argv);  // cmd_train.cpp
+int cmd_tune(int argc, char** argv);         // cmd_tune.cpp
 
 }  // namespace tconv::cli

@@ -28,6 +28,9 @@ const Command kCommands[] = {
 #ifdef TCONV_HAVE_CMD_BENCH
     {"bench", tconv::cli::cmd_bench, "time the gradients on a suite of layers (JSON lines)"},
 #endif
+#ifdef TCONV_HAVE_CMD_TUNE
+    {"tune", tconv::cli::cmd_tune, "time every algorithm on a suite's layers and fill a plan cache"},
+#endif
 #ifdef TCONV_HAVE_CMD_TRAIN
     {"train", tconv::cli::cmd_train, "train the convolutional auto-encoder on Fashion-MNIST"},
     {"reconstruct", tconv::cli::cmd_reconstruct, "reload a trained model and render its reconstructions"},
