@@ -1,5 +1,9 @@
 // registry::cuda_algorithms(): the CUDA backend's list, best first. The planner takes the first that accepts
 // a problem (and whose determinism the caller allows), so the order is the default preference:
+//   cuda_stream_depthwise / cuda_few_channels  bandwidth-bound kernels for depthwise and few-channel layers
+//   cuda_tc_igemm      our pipelined tensor-core implicit GEMM (fwd, bwd_data; bf16/fp16/tf32 matching images)
+//   cuda_tc_wgrad      our pipelined tensor-core weight/bias gradient (bwd_weights; same precisions)
+//   cuda_simt_f32      our true-float32 SIMT implicit GEMM (all passes; fp32 precision, float32 images)
 //   cuda_cudnn_nondet  cuDNN's fastest heuristic algorithm; nondeterministic, used only on explicit opt-in
 //   cuda_cudnn         cuDNN restricted to its deterministic algorithms; declines what cuDNN cannot express
 //   cuda_igemm_mma     our tensor-core implicit GEMM (all passes; tf32/bf16/fp16 precision)
@@ -11,6 +15,11 @@ namespace tconv::registry {
 
 std::vector<const Algorithm*> cuda_algorithms() {
   std::vector<const Algorithm*> v;
+  v.push_back(cuda_stream_depthwise_algorithm());
+  v.push_back(cuda_few_channels_algorithm());
+  v.push_back(cuda_tc_igemm_algorithm());
+  v.push_back(cuda_tc_wgrad_algorithm());
+  v.push_back(cuda_simt_f32_algorithm());
 #if defined(TCONV_HAVE_CUDNN)
   v.push_back(cuda_cudnn_nondeterministic_algorithm());
   v.push_back(cuda_cudnn_algorithm());

@@ -1,0 +1,435 @@
+// cuda_simt_f32, forward pass and data gradient: register-blocked SIMT implicit GEMM in true float32 (FFMA,
+// no tensor cores). The formulations are those of igemm_mma.cu, per group:
+//   bwd_data  m = (n, iy, ix), j = c < Ig, k = (tap, o < Og): A = diff_dst at oy = iy·sh − ph + dh·(kh − 1 − q),
+//             ox likewise (zero outside the image); B[k][j] = wei[g·Og + o][tap][j] (contiguous in j)
+//   fwd       m = (n, oy, ox) of one output stride phase (oy ≡ py mod sh, ox ≡ px mod sw), j = o < Og,
+//             k = (tap, c < Ig): A = src at iy = (oy + ph − dh·(kh − 1 − q)) / sh; B[k][j] = the weights
+//             transposed once per call into workspace as [g][tap][c][Og4] (Og rounded up to 4, zero padded), so
+//             B slabs load 16 bytes along j like bwd_data's. The forward pass is split by output phase
+//             (sub-pixel decomposition): within a phase the taps that reach it form a progression
+//             q = q0 + i·qs (and p likewise) and every other tap would only multiply inserted zeros, so the
+//             block iterates over those taps alone. Bias and the fused neuron are applied in the epilogue.
+// The k loop runs over taps in order and, inside a tap, over channels in slabs of kBK (simt_f32.cuh): one
+// thread computes each output with a fixed order, no atomics. kVec: 16-byte loads and stores (channel counts
+// multiple of 4, 16-byte aligned views); otherwise scalar loads with per-element bounds.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cuda/cuda_util.hpp"
+#include "cuda/simt_f32.cuh"
+
+namespace tconv::cuda_simt {
+namespace {
+
+struct GatherArgs {
+  KView in, out;
+  const float* w;     // bwd_data: OHWI weights; fwd: transposed weights [g][tap][Ig][og4]
+  const float* bias;  // fwd only; may be null
+  KGeom g;
+  NeuronDescriptor nd;
+  int64_t og4;
+  int split;          // bwd_data split-K: blockIdx.z = group·split + s; 1: none
+  int per_split;      // slabs per split
+  float* partial;     // split > 1: [split][groups][m][Ig], summed into `out` by split_sum
+};
+
+// The taps qq < k whose offset d·(k − 1 − qq) reaches output residue `c` modulo the stride s: a progression
+// first + i·step, i < count (solutions of d·qq ≡ const mod s, step s / gcd(d, s)).
+__device__ __forceinline__ void phase_taps(int64_t c, int64_t d, int64_t s, int64_t k, int& first, int& step,
+                                           int& count) {
+  first = 0;
+  step = 1;
+  count = 0;
+  for (int64_t qq = 0; qq < k; ++qq) {
+    const int64_t r = ((c - d * (k - 1 - qq)) % s + s) % s;
+    if (r != 0) continue;
+    if (count == 0) first = static_cast<int>(qq);
+    else if (count == 1) step = static_cast<int>(qq) - first;
+    ++count;
+    if (count == 2) break;  // the rest follows from first and step
+  }
+  if (count == 2) count = static_cast<int>((k - 1 - first) / step) + 1;
+}
+
+template <class C, bool kFwd, bool kVec>
+__global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const GatherArgs ar) {
+  const KGeom& g = ar.g;
+  __shared__ __align__(16) float As[2][kBK][C::PA];  // [k][pixel]
+  __shared__ __align__(16) float Bs[2][kBK][C::PB];  // [k][out channel]
+  __shared__ int64_t row_out[C::BM];                 // output offset of each tile row, −1 past the end
+
+  const int tid = threadIdx.x;
+  const int64_t phases = kFwd ? g.sh * g.sw : 1;
+  const int64_t zz = blockIdx.z / ar.split, sidx = blockIdx.z % ar.split;
+  const int64_t grp = zz / phases, phase = zz % phases;
+  const int64_t py = kFwd ? phase / g.sw : 0, px = kFwd ? phase % g.sw : 0;
+  // The GEMM's pixel space: all source pixels (bwd_data) or the output pixels of this phase (fwd).
+  const int64_t ph_h = kFwd ? (py < g.h_out ? (g.h_out - py + g.sh - 1) / g.sh : 0) : g.h_in;
+  const int64_t ph_w = kFwd ? (px < g.w_out ? (g.w_out - px + g.sw - 1) / g.sw : 0) : g.w_in;
+  const int64_t m_total = g.n * ph_h * ph_w;
+  const int64_t m0 = int64_t{blockIdx.x} * C::BM;
+  if (m0 >= m_total) return;  // block-uniform
+  const int64_t n_total = kFwd ? g.og : g.ig;  // GEMM N: output channels per group
+  const int64_t k_total = kFwd ? g.ig : g.og;  // reduction channels per tap
+  const int64_t j0 = int64_t{blockIdx.y} * C::BN;
+  const int64_t in_c0 = grp * k_total, out_c0 = grp * n_total;
+  // Coordinates fit in 32 bits (decline_reason bounds sizes, strides, dilated kernels and padding by 2^29).
+  const int in_h = static_cast<int>(kFwd ? g.h_in : g.h_out), in_w = static_cast<int>(kFwd ? g.w_in : g.w_out);
+  const int sh = static_cast<int>(g.sh), sw = static_cast<int>(g.sw), ph = static_cast<int>(g.ph),
+            pw = static_cast<int>(g.pw), dh = static_cast<int>(g.dh), dw = static_cast<int>(g.dw),
+            kh = static_cast<int>(g.kh), kw = static_cast<int>(g.kw);
+  const int64_t taps = g.kh * g.kw;
+  const float* __restrict__ src = static_cast<const float*>(ar.in.data);
+
+  for (int r = tid; r < C::BM; r += kThreads) {
+    const int64_t m = m0 + r;
+    int64_t off = -1;
+    if (m < m_total) {
+      const int64_t xx = m % ph_w, t = m / ph_w, yy = t % ph_h, n = t / ph_h;
+      const int64_t y = kFwd ? py + yy * g.sh : yy, x = kFwd ? px + xx * g.sw : xx;
+      off = n * ar.out.sn + y * ar.out.sh + x * ar.out.sw + out_c0;
+    }
+    row_out[r] = off;
+  }
+
+  // Taps of this block: q = q0 + iq·qs (iq < nq), p = p0 + ip·ps (ip < np).
+  int q0 = 0, qs = 1, nq = kh, p0 = 0, ps = 1, np = kw;
+  if (kFwd) {
+    phase_taps(py + g.ph, g.dh, g.sh, g.kh, q0, qs, nq);
+    phase_taps(px + g.pw, g.dw, g.sw, g.kw, p0, ps, np);
+  }
+  const int kslabs = static_cast<int>((k_total + kBK - 1) / kBK);
+  // Slabs [first, first + nslabs) of the tap-major sequence (all of them unless split).
+  const int all_slabs = nq * np * kslabs;  // bounded by decline_reason
+  const int first = static_cast<int>(sidx) * ar.per_split;
+  const int nslabs = max(0, min(all_slabs - first, ar.per_split));
+
+  // A loader: tile row a_r, channels a_kq .. a_kq + 3 of the slab (16-byte global load, 4 transposed stores).
+  const bool a_act = tid < C::BM * (kBK / 4);
+  const int a_r = tid / (kBK / 4), a_kq = (tid % (kBK / 4)) * 4;
+  bool a_row = false;
+  int64_t a_base = 0;
+  int a_y = 0, a_x = 0;
+  if (a_act && m0 + a_r < m_total) {
+    const int64_t m = m0 + a_r;
+    const int64_t xx = m % ph_w, t = m / ph_w, yy = t % ph_h, n = t / ph_h;
+    a_row = true;
+    a_base = n * ar.in.sn;
+    a_y = static_cast<int>(kFwd ? py + yy * g.sh : yy);
+    a_x = static_cast<int>(kFwd ? px + xx * g.sw : xx);
+  }
+  // B loader: slab row b_k, columns b_n .. b_n + 3.
+  const bool b_act = tid < kBK * C::BN / 4;
+  const int b_k = tid / (C::BN / 4), b_n = (tid % (C::BN / 4)) * 4;
+  const int64_t b_col = j0 + b_n;
+  const int b_cols = b_act ? clamp4((kFwd ? ar.og4 : g.ig) - b_col) : 0;
+
+  // Slab cursor: (iq, ip) names the tap, kc the channel slab inside it.
+  int iq = 0, ip = 0, tap = 0, kc = 0;
+  if (nslabs > 0) {  // (a phase no tap reaches has np = 0)
+    iq = first / kslabs / np;
+    ip = first / kslabs % np;
+    kc = first % kslabs;
+  }
+  int64_t a_off = 0;
+  bool a_ok = false;
+  auto set_tap = [&]() {
+    const int q = q0 + iq * qs, p = p0 + ip * ps;
+    tap = q * kw + p;
+    const int sy = dh * (kh - 1 - q), sx = dw * (kw - 1 - p);
+    int yi, xi;
+    if (kFwd) {  // exact divisions: the phase's taps make the numerators multiples of the stride
+      yi = (a_y + ph - sy) / sh;
+      xi = (a_x + pw - sx) / sw;
+    } else {
+      yi = a_y * sh - ph + sy;
+      xi = a_x * sw - pw + sx;
+    }
+    a_ok = a_row && yi >= 0 && yi < in_h && xi >= 0 && xi < in_w;
+    a_off = a_ok ? a_base + yi * ar.in.sh + xi * ar.in.sw + in_c0 : 0;
+  };
+  float4 ra, rb;
+  auto fetch = [&]() {
+    const int64_t k0 = int64_t{kc} * kBK;
+    const int64_t ka = k0 + a_kq, kb = k0 + b_k;
+    ra = load4<kVec>(src, a_off + ka, a_ok ? clamp4(k_total - ka) : 0);
+    const int64_t boff = kFwd ? ((grp * taps + tap) * g.ig + kb) * ar.og4 + b_col
+                              : ((grp * g.og + kb) * taps + tap) * g.ig + b_col;
+    rb = load4<kVec>(ar.w, boff, kb < k_total ? b_cols : 0);
+    if (++kc == kslabs) {
+      kc = 0;
+      if (++ip == np) {
+        ip = 0;
+        ++iq;
+      }
+      if (iq < nq) set_tap();
+    }
+  };
+  auto stash = [&](int buf) {
+    if (a_act) {
+      As[buf][a_kq + 0][a_r] = ra.x;
+      As[buf][a_kq + 1][a_r] = ra.y;
+      As[buf][a_kq + 2][a_r] = ra.z;
+      As[buf][a_kq + 3][a_r] = ra.w;
+    }
+    if (b_act) *reinterpret_cast<float4*>(&Bs[buf][b_k][b_n]) = rb;
+  };
+
+  float acc[C::TM][C::TN];
+#pragma unroll
+  for (int i = 0; i < C::TM; ++i)
+#pragma unroll
+    for (int j = 0; j < C::TN; ++j) acc[i][j] = 0.f;
+  const Place<C> pl;
+
+  if (nslabs > 0) {
+    set_tap();
+    fetch();
+    stash(0);
+  }
+  __syncthreads();  // first slab and the row table (read below even when no tap reaches this phase)
+  for (int s = 0; s < nslabs; ++s) {
+    const bool more = s + 1 < nslabs;
+    if (more) fetch();  // global loads for slab s + 1 in flight during the FFMAs of slab s
+    fma_slab<C>(As[s & 1], Bs[s & 1], acc, pl);
+    if (more) stash((s + 1) & 1);
+    __syncthreads();
+  }
+
+  float* __restrict__ dst = static_cast<float*>(ar.out.data);
+  if (!kFwd && ar.split > 1) {  // partial tile, dense [s][group][m][Ig]; every in-range element, zeros too
+    // (split index and group recomputed from blockIdx: nothing extra stays live across the main loop)
+    const int64_t zs = blockIdx.z % ar.split, zg = blockIdx.z / ar.split;
+    float* __restrict__ part = ar.partial + (zs * g.groups + zg) * m_total * n_total;
+#pragma unroll
+    for (int i = 0; i < C::TM; ++i) {
+      if (row_out[pl.row(i)] < 0) continue;
+      const int64_t ro = (m0 + pl.row(i)) * n_total;
+#pragma unroll
+      for (int jg = 0; jg < C::TN / 4; ++jg) {
+        const int64_t col = j0 + pl.col(jg * 4);
+        const int cols = clamp4(n_total - col);
+        if (kVec && cols == 4) {
+          *reinterpret_cast<float4*>(part + ro + col) =
+              make_float4(acc[i][jg * 4], acc[i][jg * 4 + 1], acc[i][jg * 4 + 2], acc[i][jg * 4 + 3]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (e < cols) part[ro + col + e] = acc[i][jg * 4 + e];
+        }
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < C::TM; ++i) {
+    const int64_t ro = row_out[pl.row(i)];
+    if (ro < 0) continue;
+#pragma unroll
+    for (int jg = 0; jg < C::TN / 4; ++jg) {
+      const int64_t col = j0 + pl.col(jg * 4);
+      const int cols = clamp4(n_total - col);
+      float v[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        v[e] = acc[i][jg * 4 + e];
+        if (kFwd && e < cols) {
+          if (ar.bias != nullptr) v[e] += ar.bias[out_c0 + col + e];
+          if (ar.nd.type != NeuronType::none) v[e] = cuda_direct::neuron_dev(ar.nd.type, ar.nd.a, ar.nd.b, ar.nd.c, v[e]);
+        }
+      }
+      if (kVec && cols == 4) {
+        *reinterpret_cast<float4*>(dst + ro + col) = make_float4(v[0], v[1], v[2], v[3]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          if (e < cols) dst[ro + col + e] = v[e];
+      }
+    }
+  }
+}
+
+// wt[g][tap][c][o] = wei[g·Og + o][tap][c] for o < Og, 0 for Og ≤ o < og4.
+__global__ void transpose_weights(const float* __restrict__ wei, float* __restrict__ wt, KGeom g, int64_t og4) {
+  const int64_t taps = g.kh * g.kw, total = g.groups * taps * g.ig * og4;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t o = i % og4;
+    int64_t r = i / og4;
+    const int64_t c = r % g.ig;
+    r /= g.ig;
+    const int64_t tap = r % taps, grp = r / taps;
+    wt[i] = o < g.og ? wei[((grp * g.og + o) * taps + tap) * g.ig + c] : 0.f;
+  }
+}
+
+// bwd_data split-K, second pass: diff_src[n][iy][ix][g·Ig + c] = Σ_s partial[s][g][m][c] in order of s, four
+// channels per thread (one 16-byte load per split with kVec).
+template <bool kVec>
+__global__ void split_sum(const float* __restrict__ partial, KView out, KGeom g, int split) {
+  const int64_t m_total = g.n * g.h_in * g.w_in, c4 = (g.ig + 3) / 4, total = g.groups * m_total * c4;
+  const int64_t plane = g.groups * m_total * g.ig;  // floats per split
+  float* __restrict__ dst = static_cast<float*>(out.data);
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t c = (i % c4) * 4, r = i / c4, m = r % m_total, grp = r / m_total;
+    const int cols = clamp4(g.ig - c);
+    const float* p = partial + (grp * m_total + m) * g.ig + c;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = 0; s < split; ++s, p += plane) {
+      const float4 v = load4<kVec>(p, 0, cols);
+      acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+    }
+    const int64_t ix = m % g.w_in, t = m / g.w_in, iy = t % g.h_in, n = t / g.h_in;
+    float* o = dst + n * out.sn + iy * out.sh + ix * out.sw + grp * g.ig + c;
+    if (kVec && cols == 4) {
+      *reinterpret_cast<float4*>(o) = acc;
+    } else {
+      const float v[4] = {acc.x, acc.y, acc.z, acc.w};
+      for (int e = 0; e < cols; ++e) o[e] = v[e];
+    }
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Taps of output phase residue c (host twin of phase_taps): how many reach it.
+int64_t phase_tap_count(int64_t c, int64_t d, int64_t s, int64_t k) {
+  int64_t n = 0;
+  for (int64_t qq = 0; qq < k; ++qq)
+    if (((c - d * (k - 1 - qq)) % s + s) % s == 0) ++n;
+  return n;
+}
+
+constexpr int64_t kMaxSplitFloats = int64_t{1} << 26;  // bwd_data split-K partials (256 MiB)
+
+template <class C, bool kFwd, bool kVec>
+core::Status launch_typed(const core::Problem& p, const GatherArgs& ar, cudaStream_t stream) {
+  const core::Geometry& g = p.g;
+  const int64_t phases = kFwd ? g.stride_h * g.stride_w : 1;
+  const int64_t max_m =
+      kFwd ? g.n * ceil_div(g.h_out, g.stride_h) * ceil_div(g.w_out, g.stride_w) : g.n * g.h_in * g.w_in;
+  const int64_t n_total = kFwd ? g.og() : g.ig();
+  const dim3 grid(static_cast<unsigned>(ceil_div(max_m, C::BM)), static_cast<unsigned>(ceil_div(n_total, C::BN)),
+                  static_cast<unsigned>(g.groups * phases * ar.split));
+  gather_kernel<C, kFwd, kVec><<<grid, kThreads, 0, stream>>>(ar);
+  if (auto st = cuda_backend::check_launch(kFwd ? "cuda_simt_f32 fwd" : "cuda_simt_f32 bwd_data"); !st.ok()) return st;
+  if (kFwd || ar.split == 1) return core::Status::ok_status();
+  const int64_t quads = g.groups * max_m * ceil_div(n_total, 4);
+  split_sum<kVec><<<cuda_direct::grid_for(quads, 256), 256, 0, stream>>>(ar.partial, ar.out, ar.g, ar.split);
+  return cuda_backend::check_launch("cuda_simt_f32 bwd_data split sum");
+}
+
+}  // namespace
+
+// The tile and split minimising model_seconds (simt_f32.cuh). Blocks of the forward pass differ by phase (taps
+// per phase); their average is used. bwd_data may split the k slabs into S ranges (S ≤ 16, at least 16 slabs
+// each) when the tiles alone leave SMs idle; the partials cost a write and two reads at 2.5 TB/s.
+GatherPlan gather_plan(const core::Problem& p) {
+  const core::Geometry& g = p.g;
+  const bool fwd = p.dir == core::Direction::fwd;
+  const int64_t n_total = fwd ? g.og() : g.ig(), k_total = fwd ? g.ig() : g.og();
+  const int64_t kslabs = ceil_div(k_total, kBK);
+  GatherPlan best{kT128x128, 1};
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (int t = 0; t < kTileCount; ++t) {
+    const TileInfo& ti = kTiles[t];
+    if (forced_tile() >= 0 && t != forced_tile()) continue;
+    if (ceil_div(n_total, ti.bn) > 65535) continue;
+    double blocks = 0, slabs = 0;  // slabs: Σ over blocks
+    const int64_t phases = fwd ? g.stride_h * g.stride_w : 1;
+    for (int64_t ph = 0; ph < phases; ++ph) {
+      int64_t m, ntaps;
+      if (fwd) {
+        const int64_t py = ph / g.stride_w, px = ph % g.stride_w;
+        const int64_t hh = py < g.h_out ? ceil_div(g.h_out - py, g.stride_h) : 0;
+        const int64_t ww = px < g.w_out ? ceil_div(g.w_out - px, g.stride_w) : 0;
+        m = g.n * hh * ww;
+        ntaps = phase_tap_count(py + g.pad_h, g.dil_h, g.stride_h, g.kh) *
+                phase_tap_count(px + g.pad_w, g.dil_w, g.stride_w, g.kw);
+      } else {
+        m = g.n * g.h_in * g.w_in;
+        ntaps = g.kh * g.kw;
+      }
+      const double b = static_cast<double>(ceil_div(m, ti.bm) * ceil_div(n_total, ti.bn) * g.groups);
+      blocks += b;
+      slabs += b * static_cast<double>(ntaps * kslabs);
+    }
+    if (blocks <= 0) continue;
+    const double avg_slabs = slabs / blocks;
+    const int64_t max_split =
+        fwd ? 1
+            : std::max<int64_t>(1, std::min<int64_t>({16, static_cast<int64_t>(avg_slabs) / 16,
+                                                     kMaxSplitFloats / std::max<int64_t>(1, g.groups * g.n * g.h_in *
+                                                                                                g.w_in * g.ig())}));
+    for (int64_t sp = 1; sp <= max_split; ++sp) {
+      const double per = std::ceil(avg_slabs / static_cast<double>(sp));
+      double cost = model_seconds(t, blocks * sp, per * kBK * ti.bm * ti.bn);
+      if (sp > 1)
+        cost += static_cast<double>(sp * 2 + 1) * static_cast<double>(g.groups * g.n * g.h_in * g.w_in * g.ig()) *
+                4.0 / 2.5e12;
+      if (cost < best_cost * 0.999) {  // near ties: the earlier (larger tile, no split)
+        best_cost = cost;
+        best = GatherPlan{t, sp};
+      }
+    }
+  }
+  return best;
+}
+
+std::size_t gather_workspace_bytes(const core::Problem& p) {
+  const core::Geometry& g = p.g;
+  if (p.dir == core::Direction::fwd) {
+    const int64_t og4 = ceil_div(g.og(), 4) * 4;
+    return static_cast<std::size_t>(g.groups * g.kh * g.kw * g.ig() * og4) * sizeof(float);
+  }
+  const GatherPlan plan = gather_plan(p);
+  if (plan.split == 1) return 0;
+  return static_cast<std::size_t>(plan.split * g.groups * g.n * g.h_in * g.w_in * g.ig()) * sizeof(float);
+}
+
+core::Status launch_gather(const core::Problem& p, const core::Args& a, void* workspace, cudaStream_t stream) {
+  const core::Geometry& g = p.g;
+  const bool fwd = p.dir == core::Direction::fwd;
+  const GatherPlan plan = gather_plan(p);
+  GatherArgs ar{};
+  ar.g = cuda_direct::kgeom(g);
+  ar.nd = p.neuron;
+  ar.og4 = ceil_div(g.og(), 4) * 4;
+  ar.split = 1;
+  ar.per_split = 0x7fffffff;
+  bool vec;
+  if (fwd) {
+    if (workspace == nullptr) return core::invalid("cuda_simt_f32 fwd needs device workspace for the weights");
+    ar.in = cuda_direct::kview(a.src);
+    ar.out = cuda_direct::kview(a.dst);
+    ar.bias = p.with_bias ? a.bias : nullptr;
+    auto* wt = static_cast<float*>(workspace);
+    const int64_t count = g.groups * g.kh * g.kw * g.ig() * ar.og4;
+    transpose_weights<<<cuda_direct::grid_for(count, 256), 256, 0, stream>>>(a.wei, wt, ar.g, ar.og4);
+    if (auto st = cuda_backend::check_launch("cuda_simt_f32 weight transpose"); !st.ok()) return st;
+    ar.w = wt;
+    // 16-byte loads of src along c, stores of dst along o, loads of the transposed weights along o.
+    vec = g.ig() % 4 == 0 && g.og() % 4 == 0 && view_aligned(a.src) && view_aligned(a.dst) && aligned16(wt);
+  } else {
+    ar.in = cuda_direct::kview(a.diff_dst);
+    ar.out = cuda_direct::kview(a.diff_src);
+    ar.bias = nullptr;
+    ar.w = a.wei;
+    if (plan.split > 1) {
+      if (workspace == nullptr) return core::invalid("cuda_simt_f32 bwd_data needs device workspace for split-K");
+      ar.split = static_cast<int>(plan.split);
+      ar.per_split = static_cast<int>(ceil_div(g.kh * g.kw * ceil_div(g.og(), kBK), plan.split));
+      ar.partial = static_cast<float*>(workspace);
+    }
+    // 16-byte loads of diff_dst along o and of the weights along c, stores of diff_src (or partials) along c.
+    vec = g.ig() % 4 == 0 && g.og() % 4 == 0 && view_aligned(a.diff_dst) && view_aligned(a.diff_src) &&
+          aligned16(a.wei) && (plan.split == 1 || aligned16(workspace));
+  }
+  return with_tile(plan.tile, [&](auto tile) -> core::Status {
+    using C = decltype(tile);
+    if (fwd) return vec ? launch_typed<C, true, true>(p, ar, stream) : launch_typed<C, true, false>(p, ar, stream);
+    return vec ? launch_typed<C, false, true>(p, ar, stream) : launch_typed<C, false, false>(p, ar, stream);
+  });
+}
+
+}  // namespace tconv::cuda_simt

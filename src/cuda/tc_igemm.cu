@@ -1,0 +1,854 @@
+// cuda_tc_igemm: pipelined tensor-core implicit GEMM for the forward pass and the data gradient, when the images
+// already have the precision's element type (bf16 images with bf16 precision, f16 with fp16, f32 with tf32) and
+// the reduction channels per group allow 16-byte copies. Everything else is declined with a reason
+// (cuda_igemm_mma and cuda_direct keep it); the weight gradient is not computed here.
+//
+// The GEMM is the one of cuda_igemm_mma (igemm_mma.cu), per group:
+//   bwd_data  m = (n, iy, ix), j = c < Ig, k = (tap, o < Og) gathered from diff_dst at
+//             oy = iy·sh − ph + dh·(kh − 1 − q)
+//   fwd       m = (n, oy, ox) of one output stride phase (oy ≡ py mod sh, ox ≡ px mod sw), j = o < Og,
+//             k = (active tap, c < Ig) gathered from src at iy = (oy + ph − dh·(kh − 1 − q)) / sh
+// In both the gathered row is y = yy·S + D[q] (S = 1 and yy the phase row for fwd, S = sh and yy = iy for
+// bwd_data), so one loader serves both: a per-block table holds D and the tap index of each active q (and p).
+//
+// Why this is fast where cuda_igemm_mma is not:
+//   * a pre-pass packs the float32 weights once per call into the workspace as [group][tap][j][k] in the
+//     operand type (rounded RNE as core::round_input does), so B tiles are plain 16-byte copies;
+//   * A and B tiles go global → shared with cp.async (zero-fill for taps outside the image and channels past
+//     the group), several stages deep, so the copies of later k-tiles overlap the multiplies of the current one;
+//   * on sm_90a (H100) the multiplies are wgmma: each warpgroup multiplies a 64×BN tile straight from
+//     128B-swizzled shared memory, with no register traffic for the operands (mma.sync on the H100 is held back
+//     by shared-memory bandwidth: the ldmatrix bytes per mma equal what the SM can deliver); elsewhere mma.sync
+//     with ldmatrix fragments from XOR-swizzled shared memory;
+//   * 128×128 / 128×64 / 64×128 / 64×64 block tiles, chosen per problem so that the grid fills the SMs;
+//   * the epilogue stages the tile in shared memory and writes whole 16-byte vectors per output row.
+// tf32: operands are float32 bits, which the tensor cores truncate; the kernels round them to nearest even
+// first (wgmma: each thread rounds the A chunks it copied, in shared memory; mma.sync: the fragments, in
+// registers; weights: in the pre-pass) so that the products equal the reference's.
+// Deterministic: each output element is computed by one thread with a fixed k order (taps, then channels), no
+// split-K, no atomics.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include "cuda/cuda_algorithms.hpp"
+#include "cuda/cuda_util.hpp"
+#include "cuda/direct_kernels.cuh"
+#include "cuda/igemm_mma.cuh"
+#include "cuda/tc_common.cuh"
+#include "cuda/tc_igemm_wgmma.cuh"
+
+namespace tconv::cuda_tc {
+namespace {
+
+using cuda_direct::MmaBf16;
+using cuda_direct::MmaF16;
+using cuda_direct::MmaTf32;
+
+constexpr int kMaxTaps = 64;     // per kernel dimension (the shared tap tables)
+constexpr int kMinChannels = 8;  // fewer GEMM columns per group: cuda_direct is faster
+
+// Kernel-side problem. "in" is the gathered tensor (src for fwd, diff_dst for bwd_data), "out" the written one.
+// Spatial sizes and tap offsets fit in int (decline_reason bounds them); element offsets are 64-bit.
+struct Params {
+  const void* in;
+  int64_t in_sn, in_sh, in_sw;
+  void* out;
+  int64_t out_sn, out_sh, out_sw;
+  const void* wpk;      // packed weights [groups][kh·kw][N][Kc]
+  const float* bias;    // fwd only, may be null
+  NeuronDescriptor nd;  // fwd only
+  int64_t n;
+  int in_h, in_w, out_h, out_w;
+  int kh, kw, sh, sw, dh, dw, ph, pw;
+  int N, Kc;            // GEMM columns and reduction channels per tap, per group
+  int phases;           // fwd: sh·sw output phases per group; bwd_data: 1
+  int vec_out;          // output rows allow 16-byte stores (pointer, strides and N multiples of 16 bytes)
+};
+
+// ---- pieces shared by both mainloops ----------------------------------------------------------------------
+// Where a block sits: group, output phase, pixel rows [m0, m0 + BM) of m_total, columns [j0, j0 + BN).
+struct BlockCoords {
+  int grp, py, px, j0;
+  int64_t rows_h, rows_w, m_total, m0, in_c0, out_c0;
+};
+template <bool kFwd, int BM, int BN>
+__device__ __forceinline__ BlockCoords block_coords(const Params& p) {
+  BlockCoords b;
+  b.grp = static_cast<int>(blockIdx.z) / p.phases;
+  const int phase = static_cast<int>(blockIdx.z) % p.phases;
+  b.py = kFwd ? phase / p.sw : 0;
+  b.px = kFwd ? phase % p.sw : 0;
+  b.rows_h = kFwd ? (p.out_h - b.py + p.sh - 1) / p.sh : p.out_h;  // pixel rows of this GEMM
+  b.rows_w = kFwd ? (p.out_w - b.px + p.sw - 1) / p.sw : p.out_w;
+  b.m_total = p.n * b.rows_h * b.rows_w;
+  b.m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  b.j0 = static_cast<int>(blockIdx.y) * BN;
+  b.in_c0 = static_cast<int64_t>(b.grp) * p.Kc;
+  b.out_c0 = static_cast<int64_t>(b.grp) * p.N;
+  return b;
+}
+
+// Per-block tables: each row's output offset, and the active taps of this phase with their offsets D.
+template <int BM>
+struct Tables {
+  int64_t row_out[BM];  // element offset of the row's output pixel (channel g·N), or −1 past the end
+  int dy[kMaxTaps], q[kMaxTaps], dx[kMaxTaps], p[kMaxTaps];
+  int nq, np;
+};
+template <bool kFwd, int BM, int T>
+__device__ __forceinline__ void build_tables(const Params& p, const BlockCoords& b, Tables<BM>& tb, int tid) {
+  if (tid == 0) {
+    int c = 0;
+    for (int q = 0; q < p.kh; ++q) {
+      const int s = p.dh * (p.kh - 1 - q);
+      if (kFwd) {
+        const int v = b.py + p.ph - s;
+        if (v % p.sh != 0) continue;  // this tap never lands on this output phase
+        tb.dy[c] = v / p.sh;          // exact
+      } else {
+        tb.dy[c] = s - p.ph;
+      }
+      tb.q[c++] = q;
+    }
+    tb.nq = c;
+    c = 0;
+    for (int q = 0; q < p.kw; ++q) {
+      const int s = p.dw * (p.kw - 1 - q);
+      if (kFwd) {
+        const int v = b.px + p.pw - s;
+        if (v % p.sw != 0) continue;
+        tb.dx[c] = v / p.sw;
+      } else {
+        tb.dx[c] = s - p.pw;
+      }
+      tb.p[c++] = q;
+    }
+    tb.np = c;
+  }
+  for (int r = tid; r < BM; r += T) {
+    const int64_t m = b.m0 + r;
+    int64_t o = -1;
+    if (m < b.m_total) {
+      const int64_t xx = m % b.rows_w, t = m / b.rows_w, yy = t % b.rows_h, n = t / b.rows_h;
+      const int64_t y = kFwd ? b.py + yy * p.sh : yy, x = kFwd ? b.px + xx * p.sw : xx;
+      o = n * p.out_sn + y * p.out_sh + x * p.out_sw + b.out_c0;
+    }
+    tb.row_out[r] = o;
+  }
+}
+
+// Byte offset of (row, 16-byte chunk) in a k-tile of kChunks chunks per row.
+//   4 chunks (64-byte rows, mma.sync): XOR with row bits 1–2, so that any 8 consecutive rows of one chunk —
+//     an ldmatrix — hit all 8 bank groups (row bit 0 already selects the 64-byte half of a 128-byte line);
+//   8 chunks (128-byte rows, wgmma): the hardware's 128-byte swizzle, chunk XOR (row mod 8) within 1024-byte
+//     atoms (the tile base must be 1024-byte aligned).
+template <int kChunks>
+__device__ __forceinline__ uint32_t swz(int row, int chunk) {
+  if constexpr (kChunks == 4) return static_cast<uint32_t>(row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4));
+  else return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
+}
+
+// The copy engine: this thread's copy slots (chunk `chunk` of rows row0 + i·T/kChunks of A and of B) and the
+// k-tile iterator (channel tile, tap column, tap row) of the next k-tile to load.
+template <int BM, int BN, int T, int kChunks, class S, bool kFwd>
+struct TileLoader {
+  static constexpr int kVec = 16 / static_cast<int>(sizeof(S));  // elements per 16-byte chunk
+  static constexpr int kBK = kChunks * kVec;                      // k elements per k-tile
+  static constexpr int AR = BM * kChunks / T, BR = BN * kChunks / T, kRowStep = T / kChunks;
+  static_assert(AR * T == BM * kChunks && BR * T == BN * kChunks, "every thread copies whole chunks");
+  int64_t a_base[AR];
+  int a_y[AR], a_x[AR];
+  bool a_ok[AR];
+  int chunk, row0, it_c, it_p, it_q, kc_tiles, np;
+
+  __device__ __forceinline__ void init(const Params& p, const BlockCoords& b, int tid) {
+    chunk = tid % kChunks;
+    row0 = tid / kChunks;
+    it_c = it_p = it_q = 0;
+#pragma unroll
+    for (int i = 0; i < AR; ++i) {
+      const int64_t m = b.m0 + row0 + i * kRowStep;
+      a_ok[i] = m < b.m_total;
+      const int64_t mm = a_ok[i] ? m : b.m0;
+      const int64_t xx = mm % b.rows_w, t = mm / b.rows_w, yy = t % b.rows_h, n = t / b.rows_h;
+      a_base[i] = n * p.in_sn + b.in_c0 + chunk * kVec;
+      a_y[i] = static_cast<int>(yy) * (kFwd ? 1 : p.sh);
+      a_x[i] = static_cast<int>(xx) * (kFwd ? 1 : p.sw);
+    }
+  }
+  // Queues the copies of the next k-tile into (sA, sB) and advances the iterator.
+  __device__ __forceinline__ void load(const Params& p, const BlockCoords& b, const Tables<BM>& tb,
+                                       unsigned char* sA, unsigned char* sB) {
+    const S* in = static_cast<const S*>(p.in);
+    const S* wpk = static_cast<const S*>(p.wpk);
+    const int dy = tb.dy[it_q], dx = tb.dx[it_p];
+    const int64_t tap = static_cast<int64_t>(tb.q[it_q]) * p.kw + tb.p[it_p];
+    const int c = it_c * kBK + chunk * kVec;  // channel within the group
+    const bool c_ok = c < p.Kc;               // Kc is a multiple of kVec: a chunk is all in or all out
+#pragma unroll
+    for (int i = 0; i < AR; ++i) {
+      const int y = a_y[i] + dy, x = a_x[i] + dx;
+      const bool ok = a_ok[i] && c_ok && static_cast<unsigned>(y) < static_cast<unsigned>(p.in_h) &&
+                      static_cast<unsigned>(x) < static_cast<unsigned>(p.in_w);
+      const S* src = ok ? in + (a_base[i] + y * p.in_sh + x * p.in_sw + it_c * kBK) : in;
+      cp_async_16(sA + swz<kChunks>(row0 + i * kRowStep, chunk), src, ok);
+    }
+    const int64_t taps = static_cast<int64_t>(p.kh) * p.kw;
+    const S* wtap = wpk + ((b.grp * taps + tap) * p.N) * p.Kc + c;
+#pragma unroll
+    for (int i = 0; i < BR; ++i) {
+      const int row = row0 + i * kRowStep, j = b.j0 + row;
+      const bool ok = c_ok && j < p.N;
+      cp_async_16(sB + swz<kChunks>(row, chunk), ok ? wtap + static_cast<int64_t>(j) * p.Kc : wpk, ok);
+    }
+    if (++it_c == kc_tiles) {
+      it_c = 0;
+      if (++it_p == np) {
+        it_p = 0;
+        ++it_q;
+      }
+    }
+  }
+};
+
+template <class S>
+__device__ __forceinline__ void store_pair(S* p, float a, float b);
+template <>
+__device__ __forceinline__ void store_pair<__nv_bfloat16>(__nv_bfloat16* p, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+template <>
+__device__ __forceinline__ void store_pair<__half>(__half* p, float a, float b) {
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+}
+template <>
+__device__ __forceinline__ void store_pair<float>(float* p, float a, float b) {
+  *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+
+// Row pitch (elements) of the staged output tile: 8 elements of padding shift consecutive rows by 16 bytes
+// (16-bit types) or 32 bytes (float), which puts the fragment stores of a warp (pairs of 16-bit values) or
+// half-warp (float2) on distinct banks.
+template <int BN>
+constexpr int out_pitch() {
+  return BN + 8;
+}
+
+// Accumulator pair (row, col..col+1 of the block tile) → bias, neuron (fwd), conversion, staged tile.
+template <bool kFwd, int BN, class S>
+__device__ __forceinline__ void stage_pair(const Params& p, const BlockCoords& b, S* cs, int row, int col, float v0,
+                                           float v1) {
+  if (kFwd) {
+    const int j = b.j0 + col;
+    if (p.bias != nullptr) {
+      if (j < p.N) v0 += p.bias[b.out_c0 + j];
+      if (j + 1 < p.N) v1 += p.bias[b.out_c0 + j + 1];
+    }
+    if (p.nd.type != NeuronType::none) {
+      v0 = cuda_direct::neuron_dev(p.nd.type, p.nd.a, p.nd.b, p.nd.c, v0);
+      v1 = cuda_direct::neuron_dev(p.nd.type, p.nd.a, p.nd.b, p.nd.c, v1);
+    }
+  }
+  store_pair<S>(cs + row * out_pitch<BN>() + col, v0, v1);
+}
+
+// Staged tile → output rows, 16 bytes per thread and step (or element-wise where the view does not allow it).
+template <int BM, int BN, int T, class S>
+__device__ __forceinline__ void store_tile(const Params& p, const BlockCoords& b, const S* cs, const int64_t* row_out,
+                                           int tid) {
+  constexpr int kVec = 16 / static_cast<int>(sizeof(S)), kVecPerRow = BN / kVec;
+  S* __restrict__ out = static_cast<S*>(p.out);
+  for (int idx = tid; idx < BM * kVecPerRow; idx += T) {
+    const int r = idx / kVecPerRow, cv = idx % kVecPerRow;
+    const int col = b.j0 + cv * kVec;
+    const int64_t o = row_out[r];
+    if (o < 0 || col >= p.N) continue;
+    const S* s = cs + r * out_pitch<BN>() + cv * kVec;
+    S* d = out + o + col;
+    if (p.vec_out) {
+      *reinterpret_cast<uint4*>(d) = *reinterpret_cast<const uint4*>(s);
+    } else {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e)
+        if (col + e < p.N) d[e] = s[e];
+    }
+  }
+}
+
+// ---- mainloop 1: mma.sync (sm_80+) --------------------------------------------------------------------------
+// Block tile BM × BN, WARPS_M × WARPS_N warps each owning (BM/WARPS_M) × (BN/WARPS_N); k-tiles of 64 bytes
+// (32 bf16/f16, 16 tf32), 4 stages.
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_>
+struct MmaTile {
+  static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  static constexpr int kThreads = 32 * WARPS_M * WARPS_N, kChunks = 4, kStages = 4;
+  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+  static constexpr int MT = WM / 16, NT = WN / 8;  // m16 and n8 mma tiles per warp
+  static constexpr int kStageBytes = (BM + BN) * 16 * kChunks;
+  // Register cap 128 per thread (65536 / (threads · blocks)): two 8-warp blocks or four 4-warp blocks per SM.
+  static constexpr int kMinBlocks = 65536 / (kThreads * 128);
+  static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile must hold whole m16 tiles and pairs of n8 tiles");
+  template <class S>
+  static constexpr int smem_bytes() {
+    const int pipe = kStages * kStageBytes, epi = BM * out_pitch<BN>() * static_cast<int>(sizeof(S));
+    return pipe > epi ? pipe : epi;
+  }
+};
+using Mma128x128 = MmaTile<128, 128, 2, 4>;  // warp tile 64×32
+using Mma128x64 = MmaTile<128, 64, 4, 2>;    // 32×32
+using Mma64x128 = MmaTile<64, 128, 2, 4>;    // 32×32
+using Mma64x64 = MmaTile<64, 64, 2, 2>;      // 32×32, 4 warps
+
+template <class Cfg, class M, bool kFwd>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(const Params p) {
+  using S = typename M::elem;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, T = Cfg::kThreads, MT = Cfg::MT, NT = Cfg::NT;
+  constexpr int kStages = Cfg::kStages, kChunks = Cfg::kChunks;
+  constexpr bool kTf32 = sizeof(S) == 4;
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  __shared__ Tables<BM> tb;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const BlockCoords b = block_coords<kFwd, BM, BN>(p);
+  if (b.m0 >= b.m_total) return;  // block-uniform (smaller phases)
+  build_tables<kFwd, BM, T>(p, b, tb, tid);
+  TileLoader<BM, BN, T, kChunks, S, kFwd> ld;
+  ld.init(p, b, tid);
+  __syncthreads();  // tables
+  ld.np = tb.np;
+  ld.kc_tiles = (p.Kc + ld.kBK - 1) / ld.kBK;
+  const int kt_total = tb.nq * tb.np * ld.kc_tiles;  // k-tiles: active taps × channel tiles
+
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+  const int warp_m = warp / Cfg::WARPS_N, warp_n = warp % Cfg::WARPS_N;
+
+  auto compute = [&](int stage) {
+    const unsigned char* sA = tc_smem + stage * Cfg::kStageBytes;
+    const unsigned char* sB = sA + BM * 16 * kChunks;
+#pragma unroll
+    for (int ks = 0; ks < kChunks / 2; ++ks) {  // one mma k step = 32 bytes of k = 2 chunks
+      uint32_t a[MT][4], bf[NT][2];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        // Matrices 0–3: rows 0–7 / 8–15 of chunk 2ks, then of chunk 2ks+1 (a0..a3 of the PTX layout).
+        const int row = warp_m * Cfg::WM + mt * 16 + (lane & 15);
+        ldmatrix_x4(a[mt], sA + swz<kChunks>(row, ks * 2 + (lane >> 4)));
+        if constexpr (kTf32) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) a[mt][e] = tf32_rne_bits(a[mt][e]);
+        }
+      }
+#pragma unroll
+      for (int nb = 0; nb < NT / 2; ++nb) {
+        // Matrices 0–3: columns 0–7 chunk 2ks, chunk 2ks+1, then columns 8–15 likewise (b0, b1 of two n8 tiles).
+        const int col = warp_n * Cfg::WN + nb * 16 + (lane & 7) + ((lane >> 4) << 3);
+        uint32_t r[4];
+        ldmatrix_x4(r, sB + swz<kChunks>(col, ks * 2 + ((lane >> 3) & 1)));
+        bf[2 * nb][0] = r[0];
+        bf[2 * nb][1] = r[1];
+        bf[2 * nb + 1][0] = r[2];
+        bf[2 * nb + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) M::mma(acc[mt][nt], a[mt], bf[nt]);
+    }
+  };
+
+  // Pipeline: kStages − 1 k-tiles in flight before the first multiply; one commit group per k-tile (empty
+  // ones too, so that wait_group counts stay aligned with k-tiles).
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < kt_total) ld.load(p, b, tb, tc_smem + s * Cfg::kStageBytes, tc_smem + s * Cfg::kStageBytes + BM * 16 * kChunks);
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < kt_total; ++kt) {
+    cp_async_wait<kStages - 2>();  // this thread's copies of k-tile kt have landed ...
+    __syncthreads();               // ... everyone's have, and everyone is done with k-tile kt − 1
+    const int next = kt + kStages - 1;
+    if (next < kt_total) {  // refills the stage of k-tile kt − 1
+      unsigned char* st = tc_smem + (next % kStages) * Cfg::kStageBytes;
+      ld.load(p, b, tb, st, st + BM * 16 * kChunks);
+    }
+    cp_async_commit();
+    compute(kt % kStages);
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the pipeline's shared memory becomes the output tile
+
+  S* cs = reinterpret_cast<S*>(tc_smem);
+  const int gid = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        stage_pair<kFwd, BN, S>(p, b, cs, warp_m * Cfg::WM + mt * 16 + gid + h * 8, warp_n * Cfg::WN + nt * 8 + tig * 2,
+                                acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+  __syncthreads();
+  store_tile<BM, BN, T, S>(p, b, cs, tb.row_out, tid);
+}
+
+// ---- mainloop 2: wgmma (sm_90a) -----------------------------------------------------------------------------
+// Block tile BM × BN with BM / 64 warpgroups, each multiplying its 64 rows by all BN columns; k-tiles of 128
+// bytes (64 bf16/f16, 32 tf32) in the hardware's 128-byte swizzle.
+template <int BM_, int BN_, int STAGES_, int MIN_BLOCKS_>
+struct WgTile {
+  static constexpr int BM = BM_, BN = BN_, kStages = STAGES_, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int kWarpgroups = BM / 64, kThreads = 128 * kWarpgroups, kChunks = 8;
+  static constexpr int kStageBytes = (BM + BN) * 16 * kChunks;  // a multiple of 1024: stages stay atom-aligned
+  static constexpr int kAcc = BN / 2;                            // f32 accumulators per thread (m64nBN)
+  template <class S>
+  static constexpr int smem_bytes() {
+    const int pipe = kStages * kStageBytes, epi = BM * out_pitch<BN>() * static_cast<int>(sizeof(S));
+    return (pipe > epi ? pipe : epi) + 1024;  // + slack to align the base to 1024 bytes
+  }
+};
+// Shared memory per block ≤ 96 KB + 1 KB, so two blocks share an SM (one block's epilogue and prologue overlap
+// the other's multiplies).
+using Wg128x128 = WgTile<128, 128, 3, 2>;
+using Wg128x64 = WgTile<128, 64, 4, 2>;
+using Wg64x128 = WgTile<64, 128, 4, 2>;
+using Wg64x64 = WgTile<64, 64, 4, 3>;
+
+template <class M, int N>
+__device__ __forceinline__ void wgmma_op(float (&d)[N / 2], uint64_t da, uint64_t db) {
+  using S = typename M::elem;
+  if constexpr (N == 128) {
+    if constexpr (sizeof(S) == 4) wgmma_m64n128_tf32(d, da, db);
+    else if constexpr (std::is_same_v<S, __half>) wgmma_m64n128_f16(d, da, db);
+    else wgmma_m64n128_bf16(d, da, db);
+  } else {
+    if constexpr (sizeof(S) == 4) wgmma_m64n64_tf32(d, da, db);
+    else if constexpr (std::is_same_v<S, __half>) wgmma_m64n64_f16(d, da, db);
+    else wgmma_m64n64_bf16(d, da, db);
+  }
+}
+
+template <class Cfg, class M, bool kFwd>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kernel(const Params p) {
+#if defined(TCONV_TC_WGMMA)
+  using S = typename M::elem;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, T = Cfg::kThreads, kStages = Cfg::kStages, kChunks = Cfg::kChunks;
+  constexpr bool kTf32 = sizeof(S) == 4;
+  constexpr int kKSteps = 4;  // 128 bytes of k per tile, 32 bytes (k16 of bf16/f16, k8 of tf32) per wgmma
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  __shared__ Tables<BM> tb;
+  unsigned char* smem = tc_smem + ((1024 - (smem_addr(tc_smem) & 1023)) & 1023);  // swizzle atoms: 1024-aligned
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp / 4;
+  const BlockCoords b = block_coords<kFwd, BM, BN>(p);
+  if (b.m0 >= b.m_total) return;  // block-uniform (smaller phases)
+  build_tables<kFwd, BM, T>(p, b, tb, tid);
+  using Loader = TileLoader<BM, BN, T, kChunks, S, kFwd>;
+  Loader ld;
+  ld.init(p, b, tid);
+  __syncthreads();  // tables
+  ld.np = tb.np;
+  ld.kc_tiles = (p.Kc + Loader::kBK - 1) / Loader::kBK;
+  const int kt_total = tb.nq * tb.np * ld.kc_tiles;
+
+  float acc[Cfg::kAcc];
+#pragma unroll
+  for (int i = 0; i < Cfg::kAcc; ++i) acc[i] = 0.f;
+
+  // Pipeline: kDist k-tiles of copies in flight ahead of the multiply, and (with 4 stages or more) the wgmma of
+  // k-tile kt − 1 still running while k-tile kt is issued, so that the barrier and the copy issue of an
+  // iteration overlap tensor-core work. A stage is refilled only when both are done with it: k-tile kt + kDist
+  // goes to the stage of k-tile kt − 1 − kInFlight.
+  constexpr int kInFlight = kStages >= 4 ? 1 : 0, kDist = kStages - 1 - kInFlight;
+#pragma unroll
+  for (int s = 0; s < kDist; ++s) {
+    if (s < kt_total) ld.load(p, b, tb, smem + s * Cfg::kStageBytes, smem + s * Cfg::kStageBytes + BM * 128);
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < kt_total; ++kt) {
+    cp_async_wait<kDist - 1>();  // this thread's copies of k-tile kt have landed
+    unsigned char* sA = smem + (kt % kStages) * Cfg::kStageBytes;
+    if constexpr (kTf32) {
+      asm volatile("" ::: "memory");  // the plain shared loads below must not move above the wait
+      // Round the A chunks this thread copied to tf32 (RNE) where they lie; the weights were rounded when packed.
+#pragma unroll
+      for (int i = 0; i < Loader::AR; ++i) {
+        uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(ld.row0 + i * Loader::kRowStep, ld.chunk));
+        uint4 u = *v;
+        u.x = tf32_rne_bits(u.x);
+        u.y = tf32_rne_bits(u.y);
+        u.z = tf32_rne_bits(u.z);
+        u.w = tf32_rne_bits(u.w);
+        *v = u;
+      }
+    }
+    fence_proxy_async();  // the copies (and roundings) are visible to the tensor cores' reads ...
+    __syncthreads();      // ... of every thread's chunks; every warpgroup is done with k-tile kt − 1 − kInFlight
+    const int next = kt + kDist;
+    if (next < kt_total) {
+      unsigned char* st = smem + (next % kStages) * Cfg::kStageBytes;
+      ld.load(p, b, tb, st, st + BM * 128);
+    }
+    cp_async_commit();
+    const uint64_t da = wgmma_desc(smem_addr(sA + wg * 64 * 128)), db = wgmma_desc(smem_addr(sA + BM * 128));
+    fence_regs(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) wgmma_op<M, BN>(acc, da + 2 * ks, db + 2 * ks);  // +32 bytes of k
+    wgmma_commit();
+    wgmma_wait<kInFlight>();
+    fence_regs(acc);
+  }
+  wgmma_wait<0>();
+  fence_regs(acc);
+  cp_async_wait<0>();
+  __syncthreads();  // the pipeline's shared memory becomes the output tile
+
+  S* cs = reinterpret_cast<S*>(smem);
+  const int gid = lane >> 2, tig = lane & 3, row = wg * 64 + (warp % 4) * 16 + gid;
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      stage_pair<kFwd, BN, S>(p, b, cs, row + h * 8, j * 8 + tig * 2, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+  __syncthreads();
+  store_tile<BM, BN, T, S>(p, b, cs, tb.row_out, tid);
+#else
+  (void)p;  // not sm_90a code: never launched (wgmma_usable)
+#endif
+}
+
+// ---- weight packing (pre-pass) ------------------------------------------------------------------------------
+// fwd: wpk[g][tap][j][c] = round(wei[g·Og + j][tap][c]): the same rows of Ig values, reordered. One warp per
+// row, lanes along c (coalesced on both sides, no per-element index division).
+template <class M>
+__global__ void pack_fwd_kernel(const float* __restrict__ wei, typename M::elem* __restrict__ wpk, int64_t groups,
+                                int64_t taps, int64_t og, int64_t ig) {
+  const int64_t rows = groups * taps * og;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
+    const int64_t j = r % og, t = (r / og) % taps, g = r / (og * taps);  // destination row (g, t, j)
+    const float* s = wei + ((g * og + j) * taps + t) * ig;
+    typename M::elem* d = wpk + r * ig;
+    for (int64_t c = threadIdx.x % 32; c < ig; c += 32) d[c] = M::cvt(s[c]);
+  }
+}
+
+// bwd_data: wpk[g][tap][j][o] = round(wei[g·Og + o][tap][j]): a transpose of o and j for each (g, tap), through
+// 32×32 shared tiles so that reads run along j and writes along o.
+template <class M>
+__global__ void pack_bwd_kernel(const float* __restrict__ wei, typename M::elem* __restrict__ wpk, int64_t groups,
+                                int64_t taps, int64_t og, int64_t ig) {
+  __shared__ float tile[32][33];
+  const int64_t o_tiles = (og + 31) / 32, j_tiles = (ig + 31) / 32;
+  const int64_t tiles = groups * taps * o_tiles * j_tiles;
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;  // 32 × 8 threads
+  for (int64_t bi = blockIdx.x; bi < tiles; bi += gridDim.x) {
+    const int64_t jt = bi % j_tiles, ot = (bi / j_tiles) % o_tiles, gt = bi / (j_tiles * o_tiles);
+    const int64_t g = gt / taps, t = gt % taps, o0 = ot * 32, j0 = jt * 32;
+    __syncthreads();  // the previous tile has been written out
+    for (int k = ty; k < 32; k += 8) {
+      const int64_t o = o0 + k, j = j0 + tx;
+      if (o < og && j < ig) tile[k][tx] = wei[((g * og + o) * taps + t) * ig + j];
+    }
+    __syncthreads();
+    for (int k = ty; k < 32; k += 8) {
+      const int64_t j = j0 + k, o = o0 + tx;
+      if (o < og && j < ig) wpk[((g * taps + t) * ig + j) * og + o] = M::cvt(tile[tx][k]);
+    }
+  }
+}
+
+// ---- host side ---------------------------------------------------------------------------------------------
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+// Tiles by id: wgmma ones first (sm_90a), then mma.sync.
+enum TileId { kWg128x128, kWg128x64, kWg64x128, kWg64x64, kMma128x128, kMma128x64, kMma64x128, kMma64x64, kTiles };
+constexpr const char* kTileNames[kTiles] = {"wg128x128",  "wg128x64",  "wg64x128",  "wg64x64",
+                                            "mma128x128", "mma128x64", "mma64x128", "mma64x64"};
+
+// The wgmma kernels hold code only where they were compiled for sm_90a; a build for other architectures (or
+// plain sm_90) leaves an empty body, recognisable by its register count. Checked once per device.
+bool wgmma_usable(int device) {
+  static std::atomic<int> state[64];  // 0 unknown, 1 usable, 2 not
+  if (device < 0 || device >= 64) return false;
+  int s = state[device].load(std::memory_order_relaxed);
+  if (s == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
+                    major == 9 && minor == 0 &&
+                    cudaFuncGetAttributes(&attr, tc_wgmma_kernel<Wg64x64, MmaBf16, false>) == cudaSuccess &&
+                    attr.numRegs > 16;
+    if (!ok) cudaGetLastError();
+    s = ok ? 1 : 2;
+    state[device].store(s, std::memory_order_relaxed);
+  }
+  return s == 1;
+}
+
+// Test hook: TCONV_TC_IGEMM_TILE=<one of kTileNames> forces one block tile, so that the test suite's small shapes
+// (for which pick_tile takes the smallest) exercise every tile's index arithmetic. Unset: pick_tile decides.
+int forced_tile() {
+  static const int forced = [] {
+    const char* e = std::getenv("TCONV_TC_IGEMM_TILE");
+    if (e == nullptr) return -1;
+    for (int i = 0; i < kTiles; ++i)
+      if (std::string(e) == kTileNames[i]) return i;
+    return -1;
+  }();
+  return forced;
+}
+
+// Picks the block tile: the fewest "SM rounds" (blocks over SMs, rounded up) times the tile's area over its
+// relative efficiency (larger tiles reuse each shared-memory byte more; wgmma runs about twice the mma.sync rate
+// on the H100). Large problems get 128×128; small ones a smaller tile that puts work on every SM (e.g. dcgan_g2
+// bwd_data: 64 blocks of 128×128 leave half the 132 SMs idle, 128 blocks of 128×64 do not).
+int pick_tile(int64_t max_m, int64_t n_cols, int64_t gz, int sms, bool wgmma) {
+  struct Cand {
+    int id, bm, bn;
+    double eff;
+  };
+  constexpr Cand wg[] = {{kWg128x128, 128, 128, 1.0}, {kWg128x64, 128, 64, 0.8}, {kWg64x128, 64, 128, 0.8},
+                         {kWg64x64, 64, 64, 0.6}};
+  constexpr Cand mma[] = {{kMma128x128, 128, 128, 1.0}, {kMma128x64, 128, 64, 0.85}, {kMma64x128, 64, 128, 0.85},
+                          {kMma64x64, 64, 64, 0.7}};
+  const Cand* cands = wgmma ? wg : mma;
+  int best = cands[0].id;
+  double best_cost = std::numeric_limits<double>::max();
+  for (int i = 0; i < 4; ++i) {
+    const Cand& c = cands[i];
+    const int64_t blocks = ((max_m + c.bm - 1) / c.bm) * ((n_cols + c.bn - 1) / c.bn) * gz;
+    const double cost = static_cast<double>((blocks + sms - 1) / sms) * c.bm * c.bn / c.eff;
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = c.id;
+    }
+  }
+  return best;
+}
+
+template <class Cfg, class M, bool kFwd, bool kWgmma>
+core::Status launch_tile(const Params& prm, int64_t max_m, int64_t gz, cudaStream_t stream, int device) {
+  constexpr int smem = Cfg::template smem_bytes<typename M::elem>();
+  void (*kernel)(Params);
+  if constexpr (kWgmma) kernel = &tc_wgmma_kernel<Cfg, M, kFwd>;
+  else kernel = &tc_mma_kernel<Cfg, M, kFwd>;
+  // More than 48 KB of dynamic shared memory must be allowed once per kernel and device; remembered per device
+  // (bit d of `raised`) so that a call does not pay for the driver call each time.
+  static std::atomic<uint64_t> raised{0};
+  const uint64_t bit = device >= 0 && device < 64 ? uint64_t{1} << device : 0;
+  if (bit == 0 || (raised.load(std::memory_order_relaxed) & bit) == 0) {
+    core::Status s = cuda_backend::check(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "cudaFuncSetAttribute");
+    if (!s.ok()) return s;
+    raised.fetch_or(bit, std::memory_order_relaxed);
+  }
+  const dim3 grid(static_cast<unsigned>((max_m + Cfg::BM - 1) / Cfg::BM),
+                  static_cast<unsigned>((prm.N + Cfg::BN - 1) / Cfg::BN), static_cast<unsigned>(gz));
+  kernel<<<grid, Cfg::kThreads, smem, stream>>>(prm);
+  return cuda_backend::check_launch("cuda_tc_igemm");
+}
+
+template <class M>
+core::Status run_typed(const core::Problem& pr, const core::Args& a, void* workspace, cudaStream_t stream, int device) {
+  using S = typename M::elem;
+  constexpr int kVec = 16 / static_cast<int>(sizeof(S));
+  const core::Geometry& g = pr.g;
+  const bool fwd = pr.dir == core::Direction::fwd;
+  const core::TensorView& in = fwd ? a.src : a.diff_dst;
+  const core::TensorView& out = fwd ? a.dst : a.diff_src;
+  const int64_t taps = g.kh * g.kw;
+
+  // Pre-pass: weights → workspace in the operand type and the B layout (16-byte aligned start).
+  auto* wpk = reinterpret_cast<S*>((reinterpret_cast<uintptr_t>(workspace) + 15) & ~uintptr_t{15});
+  if (fwd) {
+    const int64_t rows = g.groups * taps * g.og();
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((rows + 7) / 8, int64_t{1} << 16));
+    pack_fwd_kernel<M><<<blocks, 256, 0, stream>>>(a.wei, wpk, g.groups, taps, g.og(), g.ig());
+  } else {
+    const int64_t tiles = g.groups * taps * ((g.og() + 31) / 32) * ((g.ig() + 31) / 32);
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(tiles, int64_t{1} << 16));
+    pack_bwd_kernel<M><<<blocks, 256, 0, stream>>>(a.wei, wpk, g.groups, taps, g.og(), g.ig());
+  }
+  core::Status s = cuda_backend::check_launch("cuda_tc_igemm weight packing");
+  if (!s.ok()) return s;
+
+  Params prm{};
+  prm.in = in.data;
+  prm.in_sn = in.sn;
+  prm.in_sh = in.sh;
+  prm.in_sw = in.sw;
+  prm.out = out.data;
+  prm.out_sn = out.sn;
+  prm.out_sh = out.sh;
+  prm.out_sw = out.sw;
+  prm.wpk = wpk;
+  prm.bias = fwd && pr.with_bias ? a.bias : nullptr;
+  prm.nd = fwd ? pr.neuron : NeuronDescriptor{};
+  prm.n = g.n;
+  prm.in_h = static_cast<int>(fwd ? g.h_in : g.h_out);
+  prm.in_w = static_cast<int>(fwd ? g.w_in : g.w_out);
+  prm.out_h = static_cast<int>(fwd ? g.h_out : g.h_in);
+  prm.out_w = static_cast<int>(fwd ? g.w_out : g.w_in);
+  prm.kh = static_cast<int>(g.kh);
+  prm.kw = static_cast<int>(g.kw);
+  prm.sh = static_cast<int>(g.stride_h);
+  prm.sw = static_cast<int>(g.stride_w);
+  prm.dh = static_cast<int>(g.dil_h);
+  prm.dw = static_cast<int>(g.dil_w);
+  prm.ph = static_cast<int>(g.pad_h);
+  prm.pw = static_cast<int>(g.pad_w);
+  prm.N = static_cast<int>(fwd ? g.og() : g.ig());
+  prm.Kc = static_cast<int>(fwd ? g.ig() : g.og());
+  prm.phases = static_cast<int>(fwd ? g.stride_h * g.stride_w : 1);
+  prm.vec_out = aligned16(out.data) && out.sn % kVec == 0 && out.sh % kVec == 0 && out.sw % kVec == 0 &&
+                prm.N % kVec == 0;
+
+  const int64_t max_m = fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
+                            : g.n * g.h_in * g.w_in;
+  const int64_t gz = g.groups * prm.phases;
+  int sms = 132;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms <= 0) {
+    cudaGetLastError();
+    sms = 132;
+  }
+  const bool wgmma = wgmma_usable(device);
+  int tile = forced_tile();
+  if (tile < 0 || (tile < kMma128x128 && !wgmma)) tile = pick_tile(max_m, prm.N, gz, sms, wgmma);
+  auto go = [&](auto cfg, auto wg_c) -> core::Status {
+    using Cfg = decltype(cfg);
+    constexpr bool kWg = decltype(wg_c)::value;
+    return fwd ? launch_tile<Cfg, M, true, kWg>(prm, max_m, gz, stream, device)
+               : launch_tile<Cfg, M, false, kWg>(prm, max_m, gz, stream, device);
+  };
+  using Yes = std::true_type;
+  using No = std::false_type;
+  switch (tile) {
+    case kWg128x128: return go(Wg128x128{}, Yes{});
+    case kWg128x64: return go(Wg128x64{}, Yes{});
+    case kWg64x128: return go(Wg64x128{}, Yes{});
+    case kWg64x64: return go(Wg64x64{}, Yes{});
+    case kMma128x128: return go(Mma128x128{}, No{});
+    case kMma128x64: return go(Mma128x64{}, No{});
+    case kMma64x128: return go(Mma64x128{}, No{});
+    default: return go(Mma64x64{}, No{});
+  }
+}
+
+}  // namespace
+}  // namespace tconv::cuda_tc
+
+namespace tconv::registry {
+namespace {
+
+// Element bytes of the operand type of a precision mode this algorithm takes (0: not taken).
+int operand_bytes(const core::Problem& p) {
+  if (p.precision == Precision::bf16 && p.act_type == DataType::bfloat16) return 2;
+  if (p.precision == Precision::fp16 && p.act_type == DataType::float16) return 2;
+  if (p.precision == Precision::tf32 && p.act_type == DataType::float32) return 4;
+  return 0;
+}
+
+class CudaTcIgemm final : public Algorithm {
+ public:
+  std::string_view name() const noexcept override { return "cuda_tc_igemm"; }
+  DeviceKind backend() const noexcept override { return DeviceKind::cuda; }
+  bool deterministic() const noexcept override { return true; }
+
+  std::optional<std::string> decline_reason(const core::Problem& p) const override {
+    if (p.dir == core::Direction::bwd_weights)
+      return "the weight gradient is not computed here (cuda_tc_wgrad, cuda_igemm_mma take it)";
+    const int bytes = operand_bytes(p);
+    if (bytes == 0)
+      return "activation type " + std::string(to_string(p.act_type)) + " with precision " +
+             std::string(to_string(p.precision)) +
+             ": only bfloat16+bf16, float16+fp16 and float32+tf32 are copied straight into the tensor cores";
+    const core::Geometry& g = p.g;
+    const bool fwd = p.dir == core::Direction::fwd;
+    const int64_t kc = fwd ? g.ig() : g.og(), n_cols = fwd ? g.og() : g.ig();
+    const int64_t vec = 16 / bytes;
+    if (kc % vec != 0)
+      return "reduction channels per group " + std::to_string(kc) + " not a multiple of " + std::to_string(vec) +
+             " (16-byte copies)";
+    if (n_cols < cuda_tc::kMinChannels)
+      return "fewer than " + std::to_string(cuda_tc::kMinChannels) + " output channels per group (" +
+             std::to_string(n_cols) + "): a tensor-core tile would be mostly empty";
+    if (g.kh > cuda_tc::kMaxTaps || g.kw > cuda_tc::kMaxTaps)
+      return "kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " larger than " +
+             std::to_string(cuda_tc::kMaxTaps) + " per dimension";
+    constexpr int64_t k30 = int64_t{1} << 30, k29 = int64_t{1} << 29;
+    if (g.h_in * g.stride_h > k30 || g.w_in * g.stride_w > k30 || g.h_out > k30 || g.w_out > k30 ||
+        std::abs(g.pad_h) > k29 || std::abs(g.pad_w) > k29 || g.dil_h * (g.kh - 1) > k29 ||
+        g.dil_w * (g.kw - 1) > k29 || g.c_in > k30 || g.c_out > k30)
+      return "spatial extent or channel count too large for 32-bit coordinates";
+    const int64_t phases = fwd ? g.stride_h * g.stride_w : 1;
+    const int64_t max_m = fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
+                              : g.n * g.h_in * g.w_in;
+    if ((max_m + 63) / 64 > 0x7fffffff || (n_cols + 63) / 64 > 65535 || g.groups * phases > 65535)
+      return "grid too large (pixels " + std::to_string(max_m) + ", groups x phases " +
+             std::to_string(g.groups * phases) + ")";
+    return std::nullopt;
+  }
+
+  // The packed weights (operand type), plus 16 bytes to align their start.
+  std::size_t workspace_bytes(const core::Problem& p) const override {
+    if (p.dir == core::Direction::bwd_weights) return 0;
+    const int bytes = operand_bytes(p);
+    return bytes == 0 ? 0 : static_cast<std::size_t>(core::wei_elements(p.g)) * bytes + 16;
+  }
+
+  core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
+                   const ExecContext& ctx) const override {
+    cuda_backend::DeviceGuard guard(ctx.cuda_device);
+    if (!guard.ok()) return guard.status();
+    const auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+    const bool fwd = p.dir == core::Direction::fwd;
+    // 16-byte copies need the gathered view's start and strides on 16-byte boundaries (the channel count per
+    // group is, by decline_reason). A view that is not — a window at an odd channel offset, say — goes to
+    // cuda_igemm_mma, which loads element by element; decline_reason cannot see pointers.
+    const core::TensorView& in = fwd ? a.src : a.diff_dst;
+    const int64_t vec = 16 / operand_bytes(p);
+    if (!cuda_tc::aligned16(in.data) || in.sn % vec != 0 || in.sh % vec != 0 || in.sw % vec != 0) {
+      const Algorithm* fallback = cuda_igemm_mma_algorithm();
+      if (auto why = fallback->decline_reason(p))
+        return core::unsupported("cuda_tc_igemm: input view not 16-byte aligned, and cuda_igemm_mma declines: " + *why);
+      if (fallback->workspace_bytes(p) != 0)
+        return core::unsupported("cuda_tc_igemm: input view not 16-byte aligned (cuda_igemm_mma needs workspace)");
+      return fallback->run(p, a, nullptr, ctx);
+    }
+    if (workspace == nullptr) return core::invalid("cuda_tc_igemm needs device workspace for the packed weights");
+    int device = 0;  // the guard made it current
+    if (cudaGetDevice(&device) != cudaSuccess) cudaGetLastError();
+    switch (p.precision) {
+      case Precision::bf16: return cuda_tc::run_typed<cuda_direct::MmaBf16>(p, a, workspace, stream, device);
+      case Precision::fp16: return cuda_tc::run_typed<cuda_direct::MmaF16>(p, a, workspace, stream, device);
+      case Precision::tf32: return cuda_tc::run_typed<cuda_direct::MmaTf32>(p, a, workspace, stream, device);
+      default: return core::unsupported("cuda_tc_igemm: precision " + std::string(to_string(p.precision)));
+    }
+  }
+};
+
+}  // namespace
+
+const Algorithm* cuda_tc_igemm_algorithm() {
+  static const CudaTcIgemm algorithm;
+  return &algorithm;
+}
+
+}  // namespace tconv::registry

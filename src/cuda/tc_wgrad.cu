@@ -1,0 +1,791 @@
+// cuda_tc_wgrad: weight and bias gradients on the tensor cores (mma.sync, sm_80+), deterministic.
+//
+// Per group g and tap (q, p) the weight gradient is a GEMM whose reduction runs over the source pixels:
+//   diff_wei[g·Og + o][q][p][c] = Σ_{n, iy, ix} diff_dst[n][oy][ox][g·Og + o] · src[n][iy][ix][g·Ig + c]
+//   oy = iy·sh − ph + dh·(kh − 1 − q), ox = ix·sw − pw + dw·(kw − 1 − p)  (outside the output: no term)
+// M = (tap, o), N = c, K = pixels. Both operands are "K-major" in memory (the channels of one pixel are
+// contiguous), so a pipeline stage stages bk pixels × 128 channels of each operand with 16-byte cp.async
+// copies (zero-filled where the pixel is past the chunk or its tap lands outside the output) and the
+// fragments come out of shared memory with ldmatrix.trans (16-bit types) or, for tf32 (no transposing
+// ldmatrix for 32-bit elements), 16-byte loads of fragments laid out to be adjacent, the values rounded to
+// tf32 once in shared memory when their stage lands.
+//
+// Tile: 128 rows × 128 in channels per block of 8 warps (each 64 × 32). When Og < 128 the 128 rows hold
+// tm = 128 / mo taps of mo ≥ Og channels each: those taps read the same source pixels (the B slab), so the
+// slab is staged once for all of them — dcgan_g4, unet_up4 (Og 64) fill the tensor cores as Og 128 does.
+// Shared rows are 256 or 512 bytes; 16-byte chunks are XOR-swizzled by the row so that the 8 rows an
+// ldmatrix reads (or the 16-byte tf32 loads of a quarter warp) fall in distinct banks. The pipeline keeps
+// 5 stages of 16 KiB in flight (6 × 16 KiB of shared memory, two blocks per SM).
+//
+// Determinism: when the tiles cannot fill the GPU, the pixel range is cut into S chunks — S from the
+// problem alone (kTargetBlocks is a constant, never the device's SM count or a timing) — each block writes
+// its partial tile to workspace and a second kernel adds the S partials in a fixed order. The bias gradient
+// (column sums of diff_dst) runs in the same launch as extra blocks after the GEMM blocks; they too write
+// fixed-chunk partials that the second kernel adds in a fixed order. No floating-point atomics anywhere.
+//
+// Views that are not 16-byte aligned (base or strides) take the same kernels with ordinary loads instead
+// of cp.async (kVec = false): slower, same results.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include "cuda/cuda_algorithms.hpp"
+#include "cuda/cuda_util.hpp"
+#include "cuda/igemm_mma.cuh"
+#include "cuda/tc_common.cuh"
+#include "cuda/tc_wgrad.cuh"
+
+namespace tconv::cuda_tc {
+namespace {
+
+using cuda_direct::MmaBf16;
+using cuda_direct::MmaF16;
+using cuda_direct::MmaTf32;
+
+constexpr int kThreads = 256;
+constexpr int kTile = 128;           // tile rows (tap, out channel) and columns (in channel)
+// Blocks wanted in flight: two resident blocks on each of the H100's 132 SMs. A constant, so that the
+// split (and with it every rounding) is the same on any GPU.
+constexpr int64_t kTargetBlocks = 264;
+constexpr int64_t kBiasTargetBlocks = 264;  // bias blocks: they run after (or beside) the last GEMM wave
+constexpr int64_t kMinStagesPerChunk = 16;  // a chunk shorter than this spends more on its prologue and
+                                            // on writing its partial tile than on the multiply
+constexpr int64_t kMaxSplit = 128;
+
+template <class M>
+struct Cfg {
+  using E = typename M::elem;
+  static constexpr int kEsize = static_cast<int>(sizeof(E));
+  static constexpr int kEpc = 16 / kEsize;           // elements per 16-byte chunk
+  static constexpr int kBK = kEsize == 2 ? 32 : 16;  // pixels per stage (two mma k-steps)
+  static constexpr int kRowBytes = kTile * kEsize;   // one staged pixel row of one operand
+  static constexpr int kCpr = kTile / kEpc;          // chunks per row: 16 (16-bit) or 32 (tf32)
+  static constexpr int kTileBytes = kBK * kRowBytes;  // 8 KiB
+  static constexpr int kStageBytes = 2 * kTileBytes;  // A (diff_dst) then B (src)
+  static constexpr int kTpr = kThreads / kBK;  // threads per staged pixel row
+  static constexpr int kCpt = kCpr / kTpr;     // chunks per thread per operand and stage
+  static_assert(kCpr % kTpr == 0 && kCpt == 2, "staging layout");
+  // Physical chunk = logical chunk XOR swz(row), which flips bits below kTpr only. 16-bit: ldmatrix reads 8
+  // consecutive rows of one chunk column → XOR row & 7 puts them in 8 distinct bank groups. tf32: a quarter
+  // warp reads rows k..k+3 (k & 3 = tig) at chunks {b, b + 2} (A) or {b, b + 1} (B), b even: XOR with
+  // {0, 1, 4, 5} (A) or {0, 2, 4, 6} (B) makes the eight 16-byte reads hit eight bank groups.
+  static __device__ __forceinline__ int swz_a(int row) {
+    return kEsize == 2 ? (row & 7) : ((row & 1) | ((row & 2) << 1));
+  }
+  static __device__ __forceinline__ int swz_b(int row) { return kEsize == 2 ? (row & 7) : ((row & 3) << 1); }
+};
+
+struct WParams {
+  const void* x;  // src view
+  int64_t xsn, xsh, xsw;
+  const void* dy;  // diff_dst view
+  int64_t dsn, dsh, dsw;
+  float* out;        // diff_wei (direct) or the S partial weight gradients [S][wei_count]
+  float* bias_part;  // [sb][c_out]
+  int h_in, w_in, h_out, w_out, kw, sh, sw, dh, dw;
+  int sy0, sx0;  // oy − iy·sh of tap (0, 0): −ph + dh·(kh − 1); tap (q, p) subtracts dh·q, dw·p
+  int og, ig, taps, mo_shift;
+  int64_t tg, mt, nt, split, chunk, k_total, wei_count;
+  int add_ix, add_iy, add_n;  // the pixel cursor's step by one stage (bk pixels)
+  bool direct, accumulate;
+  // bias blocks
+  int vt, rows;
+  int64_t vb, p_total, chunk_b, c_out, bias_blocks, gemm_blocks;
+  int b_add_ox, b_add_oy, b_add_n;  // the bias cursor's step by `rows` pixels
+};
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// 16 bytes global → shared: cp.async when the views are aligned, else element loads and one shared store
+// (zeros when !ok; src is not read then).
+template <class E, bool kVec>
+__device__ __forceinline__ void copy16(unsigned char* dst, const E* src, bool ok) {
+  if constexpr (kVec) {
+    cp_async_16(dst, src, ok);
+  } else {
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if (ok) {
+      if constexpr (sizeof(E) == 2) {
+        const auto* s16 = reinterpret_cast<const uint16_t*>(src);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) w[i] = uint32_t{s16[2 * i]} | (uint32_t{s16[2 * i + 1]} << 16);
+      } else {
+        const auto* s32 = reinterpret_cast<const uint32_t*>(src);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) w[i] = s32[i];
+      }
+    }
+    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+template <class E, bool kVec>
+__device__ __forceinline__ uint4 load16(const E* src, bool ok) {
+  if (!ok) return make_uint4(0u, 0u, 0u, 0u);
+  if constexpr (kVec) {
+    return __ldg(reinterpret_cast<const uint4*>(src));
+  } else {
+    uint32_t w[4];
+    if constexpr (sizeof(E) == 2) {
+      const auto* s16 = reinterpret_cast<const uint16_t*>(src);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) w[i] = uint32_t{s16[2 * i]} | (uint32_t{s16[2 * i + 1]} << 16);
+    } else {
+      const auto* s32 = reinterpret_cast<const uint32_t*>(src);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) w[i] = s32[i];
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// acc[e] += element e of the 16 bytes (exact widening of bf16/fp16 to float).
+template <class E>
+__device__ __forceinline__ void add16(float (&acc)[16 / sizeof(E)], uint4 v) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+      acc[2 * i] += __uint_as_float(w[i] << 16);
+      acc[2 * i + 1] += __uint_as_float(w[i] & 0xffff0000u);
+    } else if constexpr (std::is_same_v<E, __half>) {
+      acc[2 * i] += __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] & 0xffffu)));
+      acc[2 * i + 1] += __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] >> 16)));
+    } else {
+      acc[i] += __uint_as_float(w[i]);
+    }
+  }
+}
+
+// One bias block: channel vectors vb·vt … +vt of diff_dst summed over pixel chunk sb (flat n, oy, ox
+// order), `rows` pixel lanes per vector, then the lanes added in lane order: partial[sb][c].
+template <class E, bool kVec>
+__device__ __forceinline__ void bias_block(const WParams& P, int64_t bb, unsigned char* smem) {
+  constexpr int kEpc = 16 / static_cast<int>(sizeof(E));
+  constexpr int kU = 8;  // loads in flight per thread
+  const int tid = threadIdx.x;
+  const int64_t vbi = bb % P.vb, sbi = bb / P.vb;
+  const int v = tid % P.vt, r = tid / P.vt;
+  const int64_t cv = P.c_out / kEpc;
+  const int64_t cvec = vbi * P.vt + v;
+  float acc[kEpc];
+#pragma unroll
+  for (int e = 0; e < kEpc; ++e) acc[e] = 0.f;
+  if (r < P.rows && cvec < cv) {
+    int64_t j = sbi * P.chunk_b + r;
+    const int64_t jend = min(P.p_total, sbi * P.chunk_b + P.chunk_b);
+    const int64_t hw = int64_t{P.h_out} * P.w_out;
+    int n = static_cast<int>(j / hw);
+    const int64_t rem = j - n * hw;
+    int oy = static_cast<int>(rem / P.w_out);
+    int ox = static_cast<int>(rem - int64_t{oy} * P.w_out);
+    const E* dp = static_cast<const E*>(P.dy) + cvec * kEpc;
+    while (j < jend) {
+      uint4 val[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        val[u] = load16<E, kVec>(dp + n * P.dsn + oy * P.dsh + ox * P.dsw, j < jend);
+        j += P.rows;
+        ox += P.b_add_ox;
+        oy += P.b_add_oy;
+        n += P.b_add_n;
+        if (ox >= P.w_out) { ox -= P.w_out; ++oy; }
+        if (oy >= P.h_out) { oy -= P.h_out; ++n; }
+      }
+#pragma unroll
+      for (int u = 0; u < kU; ++u) add16<E>(acc, val[u]);
+    }
+  }
+  float* red = reinterpret_cast<float*>(smem);  // [256][kEpc]
+#pragma unroll
+  for (int e = 0; e < kEpc; ++e) red[tid * kEpc + e] = acc[e];
+  __syncthreads();
+  for (int idx = tid; idx < P.vt * kEpc; idx += kThreads) {
+    const int vv = idx / kEpc, e = idx % kEpc;
+    const int64_t cvv = vbi * P.vt + vv;
+    if (cvv >= cv) continue;
+    float sum = 0.f;
+    for (int rr = 0; rr < P.rows; ++rr) sum += red[(rr * P.vt + vv) * kEpc + e];
+    P.bias_part[sbi * P.c_out + cvv * kEpc + e] = sum;
+  }
+}
+
+// kStages: pipeline depth (shared memory kStages · 16 KiB; two blocks per SM up to 6 stages).
+template <class M, bool kVec, int kStages>
+__device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigned char* smem) {
+  using C = Cfg<M>;
+  using E = typename C::E;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t tgi = gi % P.tg;
+  gi /= P.tg;
+  const int64_t nti = gi % P.nt;
+  gi /= P.nt;
+  const int64_t mti = gi % P.mt;
+  gi /= P.mt;
+  const int64_t s = gi % P.split, grp = gi / P.split;
+  const int mo = 1 << P.mo_shift;
+  const int tap0 = static_cast<int>(tgi) * (kTile >> P.mo_shift);
+  const int o0 = static_cast<int>(mti) * mo;  // out channel within the group
+  const int c0 = static_cast<int>(nti) * kTile;
+
+  // ---- staging role: pixel row `row` of each stage, chunks tr and tr + kTpr of both operands ----------
+  const int row = tid / C::kTpr, tr = tid % C::kTpr;
+  // Chunk tr + kTpr·j lands at (tr XOR swz) + kTpr·j: swz < kTpr only flips bits below kTpr.
+  const uint32_t soff_a = static_cast<uint32_t>(row * C::kRowBytes + ((tr ^ C::swz_a(row)) << 4));
+  const uint32_t soff_b = static_cast<uint32_t>(row * C::kRowBytes + ((tr ^ C::swz_b(row)) << 4));
+  bool a_ok[C::kCpt], b_ok[C::kCpt];
+  int a_sy[C::kCpt], a_sx[C::kCpt];
+  int a_col[C::kCpt];  // channel offsets: < c_out, c_in < 2^31 (decline_reason)
+  const int b_col = static_cast<int>(grp) * P.ig + c0 + tr * C::kEpc;  // chunk j: + kTpr·kEpc·j
+#pragma unroll
+  for (int j = 0; j < C::kCpt; ++j) {
+    const int chunk = tr + C::kTpr * j;
+    const int m = chunk * C::kEpc;  // tile row (A) / column (B) of the chunk's first element
+    const int tap = tap0 + (m >> P.mo_shift);
+    const int o = o0 + (m & (mo - 1));
+    a_ok[j] = tap < P.taps && o < P.og;
+    const int q = tap / P.kw, pp = tap % P.kw;
+    a_sy[j] = P.sy0 - P.dh * q;
+    a_sx[j] = P.sx0 - P.dw * pp;
+    a_col[j] = static_cast<int>(grp) * P.og + o;
+    b_ok[j] = c0 + m < P.ig;
+  }
+  const int64_t kbeg = s * P.chunk, kend = min(P.k_total, kbeg + P.chunk);
+  const int64_t nst = (kend - kbeg + C::kBK - 1) / C::kBK;
+  int64_t kk = kbeg + row;
+  const int64_t hw = int64_t{P.h_in} * P.w_in;
+  int n = static_cast<int>(kk / hw);
+  int iy, ix;
+  {
+    const int64_t rem = kk - n * hw;
+    iy = static_cast<int>(rem / P.w_in);
+    ix = static_cast<int>(rem - int64_t{iy} * P.w_in);
+  }
+  const E* __restrict__ xp = static_cast<const E*>(P.x);
+  const E* __restrict__ dp = static_cast<const E*>(P.dy);
+
+  // Stages are loaded strictly in order, so the cursor (kk; n, iy, ix) advances by bk pixels per call.
+  auto load_stage = [&](int64_t slot) {
+    unsigned char* sa = smem + slot * C::kStageBytes;
+    unsigned char* sbm = sa + C::kTileBytes;
+    const bool in = kk < kend;
+    const int64_t xoff = n * P.xsn + iy * P.xsh + ix * P.xsw;
+    const int64_t dn = n * P.dsn;
+#pragma unroll
+    for (int j = 0; j < C::kCpt; ++j) {
+      const int oy = iy * P.sh + a_sy[j], ox = ix * P.sw + a_sx[j];
+      const bool oka = in && a_ok[j] && static_cast<unsigned>(oy) < static_cast<unsigned>(P.h_out) &&
+                       static_cast<unsigned>(ox) < static_cast<unsigned>(P.w_out);
+      copy16<E, kVec>(sa + soff_a + j * C::kTpr * 16, oka ? dp + dn + oy * P.dsh + ox * P.dsw + a_col[j] : dp, oka);
+      const bool okb = in && b_ok[j];
+      copy16<E, kVec>(sbm + soff_b + j * C::kTpr * 16, okb ? xp + xoff + b_col + j * C::kTpr * C::kEpc : xp, okb);
+    }
+    kk += C::kBK;
+    ix += P.add_ix;
+    iy += P.add_iy;
+    n += P.add_n;
+    if (ix >= P.w_in) { ix -= P.w_in; ++iy; }
+    if (iy >= P.h_in) { iy -= P.h_in; ++n; }
+  };
+
+  // ---- multiply role: warp tile 64 (rows) × 32 (columns) -----------------------------------------------
+  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+  float acc[4][4][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  const uint32_t smem_base = smem_addr(smem);
+  auto compute_stage = [&](int64_t slot) {
+    const uint32_t sa = smem_base + static_cast<uint32_t>(slot * C::kStageBytes);
+    const uint32_t sbm = sa + C::kTileBytes;
+    if constexpr (C::kEsize == 2) {
+      // ldmatrix.trans: lane l addresses row (k) l % 8 of 8×8 matrix l / 8; A matrices: (k 0–7, m 0–7),
+      // (k 0–7, m 8–15), (k 8–15, m 0–7), (k 8–15, m 8–15) = a0..a3; B: (k 0–7, n 0–7), (k 8–15, n 0–7) =
+      // b0, b1 of the first n8 tile, then the same for the second.
+      // Chunk of row m: (wm / 8 + 2·i + (lj & 1)) XOR lr; the terms occupy disjoint bits, so the i-part is
+      // an XOR with a constant on one per-lane offset (and likewise jj for B).
+      const int lj = lane >> 3, lr = lane & 7;
+      const uint32_t lane_a = static_cast<uint32_t>(((lj >> 1) * 8 + lr) * C::kRowBytes +
+                                                    ((((wm >> 3) | (lj & 1)) ^ lr) << 4));
+      const uint32_t lane_b = static_cast<uint32_t>(((lj & 1) * 8 + lr) * C::kRowBytes +
+                                                    ((((wn >> 3) | (lj >> 1)) ^ lr) << 4));
+#pragma unroll
+      for (int ks = 0; ks < C::kBK; ks += 16) {
+        uint32_t a[4][4], b[4][2];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) ldsm_x4_trans(a[i], sa + ks * C::kRowBytes + (lane_a ^ (i * 32)));
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+          uint32_t t[4];
+          ldsm_x4_trans(t, sbm + ks * C::kRowBytes + (lane_b ^ (jj * 32)));
+          b[2 * jj][0] = t[0];
+          b[2 * jj][1] = t[1];
+          b[2 * jj + 1][0] = t[2];
+          b[2 * jj + 1][1] = t[3];
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) M::mma(acc[i][j], a[i], b[j]);
+      }
+    } else {
+      // tf32 m16n8k8: a0 (m gid, k tig), a1 (m gid + 8, k tig), a2/a3 the same at k tig + 4; b0 (k tig, n gid),
+      // b1 (k tig + 4, n gid); c0..c3 (m gid | gid + 8, n 2·tig | 2·tig + 1). The mma's m and n are labels:
+      // row position r of m16 tile i is tile row wm + 8·(r % 8) + 2·i + r / 8, and column position p of n8 tile
+      // j is tile column wn + 4·p + j, so each thread's fragments of one k row are 8 (A) and 4 (B) adjacent
+      // floats — three 16-byte loads per row instead of twelve 4-byte ones — and its results an 8 × 8 block.
+      // The values were rounded to tf32 in shared memory when the stage landed.
+      (void)sa;
+      const int gid = lane >> 2, tig = lane & 3;
+      const unsigned char* pa = smem + slot * C::kStageBytes;
+      const unsigned char* pb = pa + C::kTileBytes;
+      const int ca0 = (((wm >> 2) + 2 * gid) ^ ((tig & 1) | ((tig & 2) << 1))) << 4;
+      const int ca1 = (((wm >> 2) + 2 * gid + 1) ^ ((tig & 1) | ((tig & 2) << 1))) << 4;
+      const int cb = (((wn >> 2) + gid) ^ (tig << 1)) << 4;
+#pragma unroll
+      for (int ks = 0; ks < C::kBK; ks += 8) {
+        uint32_t a[4][4], b[4][2];
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {  // k row tig, then tig + 4: a[.][h] / a[.][h + 2], b[.][0] / b[.][1]
+          const int r = (ks + tig + 4 * half) * C::kRowBytes;
+          const uint4 v0 = *reinterpret_cast<const uint4*>(pa + r + ca0);
+          const uint4 v1 = *reinterpret_cast<const uint4*>(pa + r + ca1);
+          const uint4 w = *reinterpret_cast<const uint4*>(pb + r + cb);
+          a[0][2 * half] = v0.x;
+          a[0][2 * half + 1] = v0.y;
+          a[1][2 * half] = v0.z;
+          a[1][2 * half + 1] = v0.w;
+          a[2][2 * half] = v1.x;
+          a[2][2 * half + 1] = v1.y;
+          a[3][2 * half] = v1.z;
+          a[3][2 * half + 1] = v1.w;
+          b[0][half] = w.x;
+          b[1][half] = w.y;
+          b[2][half] = w.z;
+          b[3][half] = w.w;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) M::mma(acc[i][j], a[i], b[j]);
+      }
+      (void)sbm;
+    }
+  };
+
+  // ---- pipeline: kStages − 1 stages in flight while one is multiplied ------------------------------------
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < nst) load_stage(st);
+    cp_async_commit();
+  }
+  for (int64_t it = 0; it < nst; ++it) {
+    cp_async_wait<kStages - 2>();
+    if constexpr (C::kEsize == 4) {
+      // tf32: round this thread's own landed chunks to nearest even once (core::round_input's rule; the tensor
+      // cores would drop the low bits), instead of every fragment load rounding them again.
+      unsigned char* st = smem + (it % kStages) * C::kStageBytes;
+#pragma unroll
+      for (int j = 0; j < C::kCpt; ++j) {
+#pragma unroll
+        for (int op = 0; op < 2; ++op) {
+          auto* q = reinterpret_cast<uint4*>(st + op * C::kTileBytes + (op == 0 ? soff_a : soff_b) + j * C::kTpr * 16);
+          uint4 v = *q;
+          v.x = tf32_rne_bits(v.x);
+          v.y = tf32_rne_bits(v.y);
+          v.z = tf32_rne_bits(v.z);
+          v.w = tf32_rne_bits(v.w);
+          *q = v;
+        }
+      }
+    }
+    __syncthreads();  // stage `it` landed for every thread; stage it − 1 (the slot refilled next) consumed
+    const int64_t next = it + kStages - 1;
+    if (next < nst) load_stage(next % kStages);
+    cp_async_commit();
+    compute_stage(it % kStages);
+  }
+  cp_async_wait<0>();
+
+  // ---- epilogue: every (row, column) of the tile this thread holds, to partial[s] or diff_wei ------------
+  float* out = P.out + (P.direct ? int64_t{0} : s * P.wei_count);
+  const int gid = lane >> 2, tig = lane & 3;
+  auto dst_row = [&](int m) -> float* {  // nullptr: row m of the tile is past the taps or out channels
+    const int tap = tap0 + (m >> P.mo_shift);
+    const int o = o0 + (m & (mo - 1));
+    if (tap >= P.taps || o >= P.og) return nullptr;
+    return out + ((grp * P.og + o) * P.taps + tap) * int64_t{P.ig};
+  };
+  if constexpr (C::kEsize == 2) {
+    // c0, c1 at (row gid, columns 2·tig, 2·tig + 1); c2, c3 at row gid + 8. Ig is even: pairs stay aligned.
+    const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float* rowp = dst_row(wm + i * 16 + h * 8 + gid);
+        if (rowp == nullptr) continue;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int c = c0 + wn + j * 8 + 2 * tig;
+          if (c >= P.ig) continue;
+          float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+          if (P.direct && P.accumulate) {
+            v0 = rowp[c] + v0;
+            v1 = rowp[c + 1] + v1;
+          }
+          if (pairs) {
+            *reinterpret_cast<float2*>(rowp + c) = make_float2(v0, v1);
+          } else {
+            rowp[c] = v0;
+            rowp[c + 1] = v1;
+          }
+        }
+      }
+  } else {
+    // acc[i][j][2·hh + e] sits at tile row wm + 8·gid + 2·i + hh, column wn + 8·tig + 4·e + j (see the
+    // fragment labels above). Ig is a multiple of 4: quads stay aligned.
+    const bool quads = (reinterpret_cast<uintptr_t>(out) & 15u) == 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float* rowp = dst_row(wm + 8 * gid + 2 * i + hh);
+        if (rowp == nullptr) continue;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int c = c0 + wn + 8 * tig + 4 * e;
+          if (c >= P.ig) continue;
+          float v[4];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) v[j] = acc[i][j][2 * hh + e];
+          if (P.direct && P.accumulate) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) v[j] = rowp[c + j] + v[j];
+          }
+          if (quads) {
+            *reinterpret_cast<float4*>(rowp + c) = make_float4(v[0], v[1], v[2], v[3]);
+          } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) rowp[c + j] = v[j];
+          }
+        }
+      }
+  }
+}
+
+// GEMM blocks first, then the bias blocks: these fill the slots the last GEMM wave leaves free. (Measured
+// on the H100: interleaving them from the start kept half the GEMM blocks waiting behind the bias sums.)
+template <class M, bool kVec, int kStages>
+__global__ void __launch_bounds__(kThreads, 2) tc_wgrad_kernel(const WParams P) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int64_t b = blockIdx.x;
+  if (b < P.gemm_blocks) {
+    gemm_block<M, kVec, kStages>(P, b, smem);
+  } else {
+    bias_block<typename M::elem, kVec>(P, b - P.gemm_blocks, smem);
+  }
+}
+
+// out[e] (+)= Σ_{s < S} part[s][e] for the 256 / L elements of block `blk`: lane r < L of each element adds
+// the partials s ≡ r (mod L) in ascending s, then lane 0 adds the L lane sums in lane order. L depends on the
+// problem alone (reduce_lanes), so the order is fixed; L lanes per element keep enough loads in flight when S
+// is large and the elements few (the bias: a few hundred chunks of a few channels).
+__device__ __forceinline__ void fixed_order_sum(const float* __restrict__ part, int64_t S, int64_t count, float* out,
+                                                bool accumulate, int lanes, int64_t blk, float* red) {
+  const int tid = threadIdx.x, per = kThreads / lanes;
+  const int el = tid % per, r = tid / per;
+  const int64_t e = blk * per + el;
+  float sum = 0.f;
+  if (e < count)
+#pragma unroll 4
+    for (int64_t s = r; s < S; s += lanes) sum += part[s * count + e];
+  red[tid] = sum;
+  __syncthreads();
+  if (r == 0 && e < count) {
+    float t = red[el];
+    for (int rr = 1; rr < lanes; ++rr) t += red[rr * per + el];
+    out[e] = accumulate ? out[e] + t : t;
+  }
+}
+
+// Pass 2: diff_wei (+)= Σ_s partial[s] (blocks below w_blocks) and diff_bias (+)= Σ_s bias_part[s] (the rest), one
+// launch for both.
+__global__ void __launch_bounds__(kThreads) reduce_kernel(const float* __restrict__ pw, int64_t split,
+                                                          int64_t wei_count, float* diff_wei, int lanes_w,
+                                                          const float* __restrict__ pb, int64_t sb, int64_t c_out,
+                                                          float* diff_bias, int lanes_b, bool accumulate,
+                                                          int64_t w_blocks) {
+  __shared__ float red[kThreads];
+  if (blockIdx.x < w_blocks)
+    fixed_order_sum(pw, split, wei_count, diff_wei, accumulate, lanes_w, blockIdx.x, red);
+  else
+    fixed_order_sum(pb, sb, c_out, diff_bias, accumulate, lanes_b, blockIdx.x - w_blocks, red);
+}
+
+// Lanes per element of the fixed-order sum of S partials: a power of two ≤ min(S, 16), more only while the
+// elements alone give fewer than 2^17 threads (measured: for millions of elements, lanes only add blocks).
+int reduce_lanes(int64_t S, int64_t count) {
+  int l = 1;
+  while (l < 16 && 2 * l <= S && count * l < (int64_t{1} << 17)) l *= 2;
+  return l;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The dynamic shared-memory limit is raised once per kernel and device.
+template <class M, bool kVec, int kStages>
+core::Status allow_smem(int bytes) {
+  static std::atomic<uint64_t> done{0};
+  int dev = 0;
+  if (auto st = cuda_backend::check(cudaGetDevice(&dev), "cudaGetDevice"); !st.ok()) return st;
+  const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
+  if (bit != 0 && (done.load(std::memory_order_relaxed) & bit) != 0) return core::Status::ok_status();
+  if (auto st = cuda_backend::check(
+          cudaFuncSetAttribute(tc_wgrad_kernel<M, kVec, kStages>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+          "cudaFuncSetAttribute(cuda_tc_wgrad)");
+      !st.ok())
+    return st;
+  done.fetch_or(bit, std::memory_order_relaxed);
+  return core::Status::ok_status();
+}
+
+template <class M, int kStages>
+core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStream_t stream) {
+  constexpr int kSmem = kStages * Cfg<M>::kStageBytes;
+  if (vec) {
+    if (auto st = allow_smem<M, true, kStages>(kSmem); !st.ok()) return st;
+    tc_wgrad_kernel<M, true, kStages><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(P);
+  } else {
+    if (auto st = allow_smem<M, false, kStages>(kSmem); !st.ok()) return st;
+    tc_wgrad_kernel<M, false, kStages><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(P);
+  }
+  return cuda_backend::check_launch("cuda_tc_wgrad");
+}
+
+template <class M>
+core::Status launch_typed(const WParams& P, bool vec, int stages, int64_t blocks, cudaStream_t stream) {
+  return stages == 6 ? launch_staged<M, 6>(P, vec, blocks, stream) : launch_staged<M, 4>(P, vec, blocks, stream);
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+}  // namespace
+
+WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
+  const core::Geometry& g = p.g;
+  WgradPlan w;
+  w.epc = p.precision == Precision::tf32 ? 4 : 8;
+  w.bk = w.epc == 8 ? 32 : 16;
+  const int64_t og = g.og(), ig = g.ig();
+  w.mo = 16;
+  while (w.mo < kTile && w.mo < og) w.mo *= 2;
+  w.tm = kTile / w.mo;
+  w.taps = g.kh * g.kw;
+  w.tg = ceil_div(w.taps, w.tm);
+  w.mt = ceil_div(og, w.mo);
+  w.nt = ceil_div(ig, kTile);
+  const int64_t tiles = w.tg * w.mt * w.nt * g.groups;
+  w.k_total = g.n * g.h_in * g.w_in;
+  w.wei_count = core::wei_elements(g);
+  w.c_out = g.c_out;
+  const int64_t stages = ceil_div(w.k_total, w.bk);
+  // As many chunks as keep the GEMM within one wave of kTargetBlocks (rounded down: measured, a few blocks
+  // over a wave cost more than the chunks they add).
+  int64_t s = tiles < kTargetBlocks ? kTargetBlocks / tiles : 1;
+  s = std::min(s, std::max<int64_t>(1, stages / kMinStagesPerChunk));
+  s = std::min(s, kMaxSplit);
+  s = std::min(s, std::max<int64_t>(1, (int64_t{1} << 26) / w.wei_count));  // at most 256 MiB of partials
+  if (split_override > 0) s = split_override;
+  s = std::max<int64_t>(1, std::min(s, stages));
+  w.chunk = ceil_div(stages, s) * w.bk;
+  w.split = ceil_div(w.k_total, w.chunk);
+  w.gemm_blocks = tiles * w.split;
+  w.stages = 6;
+  w.ws_weight_floats = w.split > 1 ? static_cast<std::size_t>(w.split * w.wei_count) : 0;
+  w.bias = p.with_bias;
+  if (w.bias) {
+    const int64_t cv = g.c_out / w.epc;
+    w.vt = static_cast<int>(std::min<int64_t>(cv, 32));
+    w.rows = kThreads / w.vt;
+    w.vb = ceil_div(cv, w.vt);
+    w.p_total = g.n * g.h_out * g.w_out;
+    int64_t sb = std::min(ceil_div(w.p_total, int64_t{w.rows} * 16), ceil_div(kBiasTargetBlocks, w.vb));
+    sb = std::max<int64_t>(1, sb);
+    w.chunk_b = ceil_div(w.p_total, sb);
+    w.sb = ceil_div(w.p_total, w.chunk_b);
+    w.bias_blocks = w.sb * w.vb;
+    w.ws_bias_floats = static_cast<std::size_t>(w.sb * g.c_out);
+  }
+  return w;
+}
+
+core::Status launch_tc_wgrad(const core::Problem& p, const core::Args& a, void* workspace, cudaStream_t stream,
+                             const WgradPlan& plan) {
+  const core::Geometry& g = p.g;
+  WgradPlan w = plan;
+  if (a.diff_bias == nullptr) {  // with_bias but nowhere to put it: nothing to compute
+    w.bias = false;
+    w.bias_blocks = 0;
+  }
+  if ((w.split > 1 || w.bias) && workspace == nullptr && w.workspace_bytes() > 0)
+    return core::invalid("cuda_tc_wgrad needs " + std::to_string(w.workspace_bytes()) + " bytes of device workspace");
+  float* ws = static_cast<float*>(workspace);
+  const int64_t e = w.epc;
+  const bool vec = aligned16(a.src.data) && aligned16(a.diff_dst.data) && a.src.sn % e == 0 && a.src.sh % e == 0 &&
+                   a.src.sw % e == 0 && a.diff_dst.sn % e == 0 && a.diff_dst.sh % e == 0 && a.diff_dst.sw % e == 0;
+
+  WParams P{};
+  P.x = a.src.data;
+  P.xsn = a.src.sn;
+  P.xsh = a.src.sh;
+  P.xsw = a.src.sw;
+  P.dy = a.diff_dst.data;
+  P.dsn = a.diff_dst.sn;
+  P.dsh = a.diff_dst.sh;
+  P.dsw = a.diff_dst.sw;
+  P.direct = w.split == 1;
+  P.out = P.direct ? a.diff_wei : ws;
+  P.bias_part = ws != nullptr ? ws + w.ws_weight_floats : nullptr;
+  P.h_in = static_cast<int>(g.h_in);
+  P.w_in = static_cast<int>(g.w_in);
+  P.h_out = static_cast<int>(g.h_out);
+  P.w_out = static_cast<int>(g.w_out);
+  P.kw = static_cast<int>(g.kw);
+  P.sh = static_cast<int>(g.stride_h);
+  P.sw = static_cast<int>(g.stride_w);
+  P.dh = static_cast<int>(g.dil_h);
+  P.dw = static_cast<int>(g.dil_w);
+  P.sy0 = static_cast<int>(-g.pad_h + g.dil_h * (g.kh - 1));
+  P.sx0 = static_cast<int>(-g.pad_w + g.dil_w * (g.kw - 1));
+  P.og = static_cast<int>(g.og());
+  P.ig = static_cast<int>(g.ig());
+  P.taps = static_cast<int>(w.taps);
+  P.mo_shift = 0;
+  while ((1 << P.mo_shift) < w.mo) ++P.mo_shift;
+  P.tg = w.tg;
+  P.mt = w.mt;
+  P.nt = w.nt;
+  P.split = w.split;
+  P.chunk = w.chunk;
+  P.k_total = w.k_total;
+  P.wei_count = w.wei_count;
+  {
+    const int64_t rows = w.bk / g.w_in;
+    P.add_ix = static_cast<int>(w.bk % g.w_in);
+    P.add_iy = static_cast<int>(rows % g.h_in);
+    P.add_n = static_cast<int>(rows / g.h_in);
+  }
+  P.accumulate = p.accumulate;
+  P.gemm_blocks = w.gemm_blocks;
+  P.bias_blocks = w.bias ? w.bias_blocks : 0;
+  if (w.bias) {
+    P.vt = w.vt;
+    P.rows = w.rows;
+    P.vb = w.vb;
+    P.p_total = w.p_total;
+    P.chunk_b = w.chunk_b;
+    P.c_out = g.c_out;
+    const int64_t rows = w.rows / g.w_out;
+    P.b_add_ox = static_cast<int>(w.rows % g.w_out);
+    P.b_add_oy = static_cast<int>(rows % g.h_out);
+    P.b_add_n = static_cast<int>(rows / g.h_out);
+  } else {
+    P.vt = 1;
+    P.rows = 1;
+    P.vb = 1;
+  }
+  const int64_t blocks = P.gemm_blocks + P.bias_blocks;
+  const core::Status st = p.precision == Precision::bf16   ? launch_typed<MmaBf16>(P, vec, w.stages, blocks, stream)
+                          : p.precision == Precision::fp16 ? launch_typed<MmaF16>(P, vec, w.stages, blocks, stream)
+                          : p.precision == Precision::tf32
+                              ? launch_typed<MmaTf32>(P, vec, w.stages, blocks, stream)
+                              : core::unsupported("cuda_tc_wgrad: precision " + std::string(to_string(p.precision)));
+  if (!st.ok()) return st;
+  if (w.split > 1 || w.bias) {
+    const int lanes_w = reduce_lanes(w.split, w.wei_count), lanes_b = reduce_lanes(w.bias ? w.sb : 1, g.c_out);
+    const int64_t w_blocks = w.split > 1 ? ceil_div(w.wei_count, kThreads / lanes_w) : 0;
+    const int64_t b_blocks = w.bias ? ceil_div(g.c_out, kThreads / lanes_b) : 0;
+    if (w_blocks + b_blocks > 0x7fffffff) return core::unsupported("cuda_tc_wgrad: reduction grid too large");
+    reduce_kernel<<<static_cast<unsigned>(w_blocks + b_blocks), kThreads, 0, stream>>>(
+        ws, w.split, w.wei_count, a.diff_wei, lanes_w, P.bias_part, w.bias ? w.sb : 0, g.c_out, a.diff_bias, lanes_b,
+        p.accumulate, w_blocks);
+    return cuda_backend::check_launch("cuda_tc_wgrad reduction");
+  }
+  return core::Status::ok_status();
+}
+
+}  // namespace tconv::cuda_tc
+
+namespace tconv::registry {
+namespace {
+
+class CudaTcWgrad final : public Algorithm {
+ public:
+  std::string_view name() const noexcept override { return "cuda_tc_wgrad"; }
+  DeviceKind backend() const noexcept override { return DeviceKind::cuda; }
+  bool deterministic() const noexcept override { return true; }
+
+  std::optional<std::string> decline_reason(const core::Problem& p) const override {
+    if (p.dir != core::Direction::bwd_weights)
+      return std::string("only the weight gradient (bwd_weights), not ") + core::to_string(p.dir);
+    const bool types_ok = (p.act_type == DataType::bfloat16 && p.precision == Precision::bf16) ||
+                          (p.act_type == DataType::float16 && p.precision == Precision::fp16) ||
+                          (p.act_type == DataType::float32 && p.precision == Precision::tf32);
+    if (!types_ok)
+      return "images " + std::string(to_string(p.act_type)) + " with precision " + std::string(to_string(p.precision)) +
+             ": takes bfloat16/bf16, float16/fp16 and float32/tf32 (operands staged as stored)";
+    const core::Geometry& g = p.g;
+    const int64_t epc = p.precision == Precision::tf32 ? 4 : 8;
+    if (g.ig() % epc != 0 || g.og() % epc != 0)
+      return "channels per group (" + std::to_string(g.ig()) + " in, " + std::to_string(g.og()) +
+             " out) are not multiples of " + std::to_string(epc) + " (16-byte copies of whole channel runs)";
+    constexpr int64_t kLim = int64_t{1} << 30;  // pixel coordinates are 32-bit in the kernels
+    if (g.h_in * g.stride_h + std::abs(g.pad_h) + g.dil_h * g.kh >= kLim ||
+        g.w_in * g.stride_w + std::abs(g.pad_w) + g.dil_w * g.kw >= kLim || g.h_out >= kLim || g.w_out >= kLim ||
+        g.n >= kLim || g.og() >= kLim || g.ig() >= kLim || g.kh * g.kw >= kLim)
+      return "sizes beyond the kernels' 32-bit coordinates (h_in " + std::to_string(g.h_in) + ", w_in " +
+             std::to_string(g.w_in) + ", n " + std::to_string(g.n) + ")";
+    const cuda_tc::WgradPlan w = cuda_tc::make_wgrad_plan(p);
+    if (w.gemm_blocks + w.bias_blocks > 0x7fffffff)
+      return "too many blocks for one grid (" + std::to_string(w.gemm_blocks + w.bias_blocks) + ")";
+    return std::nullopt;
+  }
+
+  std::size_t workspace_bytes(const core::Problem& p) const override {
+    if (decline_reason(p)) return 0;
+    return cuda_tc::make_wgrad_plan(p).workspace_bytes();
+  }
+
+  core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
+                   const ExecContext& ctx) const override {
+    cuda_backend::DeviceGuard guard(ctx.cuda_device);
+    if (!guard.ok()) return guard.status();
+    return cuda_tc::launch_tc_wgrad(p, a, workspace, static_cast<cudaStream_t>(ctx.cuda_stream),
+                                    cuda_tc::make_wgrad_plan(p));
+  }
+};
+
+}  // namespace
+
+const Algorithm* cuda_tc_wgrad_algorithm() {
+  static const CudaTcWgrad algorithm;
+  return &algorithm;
+}
+
+}  // namespace tconv::registry
