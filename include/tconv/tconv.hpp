@@ -26,3 +26,9 @@
 #if __has_include("tconv/loss.hpp")
 #include "tconv/loss.hpp"
 #endif
+#if __has_include("tconv/tuning.hpp")
+#include "tconv/tuning.hpp"
+#endif
+#if __has_include("tconv/communicator.hpp")
+#include "tconv/communicator.hpp"
+#endif

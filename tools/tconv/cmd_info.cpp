@@ -47,6 +47,9 @@ constexpr EnvVar kEnvVars[] = {
     {"GOMP_SPINCOUNT", "libgomp's spin count before an idle thread sleeps (overrides OMP_WAIT_POLICY's)"},
     {"TCONV_OMP_WAIT_POLICY_SET", "set to 1 by the tconv program when it chose OMP_WAIT_POLICY=passive itself"},
     {"CUDA_VISIBLE_DEVICES", "which GPUs the CUDA runtime shows to tconv (CUDA builds)"},
+    {"TCONV_PLAN_CACHE", "a plan cache file written by `tconv tune`; the planner prefers its entries (docs/tuning.md)"},
+    {"TCONV_NCCL_ID", "the NCCL unique id shared by the ranks of a data-parallel run, instead of an id file"},
+    {"NCCL_NVLS_ENABLE", "set to 0 by tconv before NCCL starts: NVLink multicast stays off on shared hosts"},
 };
 
 std::string compiler() {
