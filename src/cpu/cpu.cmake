@@ -4,7 +4,8 @@
 set(_tconv_cpu_hwy_sources
   ${CMAKE_CURRENT_LIST_DIR}/igemm_f32.cpp
   ${CMAKE_CURRENT_LIST_DIR}/gemm_bwd_weights.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/depthwise_stream.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/depthwise_stream.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/few_channels.cpp)
 target_sources(tconv PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/cpu_algorithms.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cpu_common.cpp

@@ -7,6 +7,7 @@
 namespace tconv::cpu {
 
 const registry::Algorithm* depthwise_stream();   // depthwise_stream.cpp: all directions, Ig = Og = 1
+const registry::Algorithm* few_channels();       // few_channels.cpp: all directions, min(Ig, Og) <= 4
 const registry::Algorithm* phase_igemm_fwd();    // phase_igemm_fwd.cpp: fwd
 const registry::Algorithm* igemm_bwd_data();     // igemm_bwd_data.cpp: bwd_data
 const registry::Algorithm* gemm_bwd_weights();   // gemm_bwd_weights.cpp: bwd_weights (+ fused diff_bias)

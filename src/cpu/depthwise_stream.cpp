@@ -5,12 +5,20 @@
 //   fwd       dst[n][oy][ox][c]      = neuron(bias[c] + Σ_{taps hitting (oy,ox)} src[n][iy][ix][c] · wei[c][q][p])
 //   bwd_data  diff_src[n][iy][ix][c] = Σ_taps diff_dst[n][oy][ox][c] · wei[c][q][p]
 //   bwd_weights diff_wei[c][q][p] (+)= Σ_pairs diff_dst[..][c] · src[..][c];  diff_bias[c] (+)= Σ diff_dst[..][c]
-// The forward only visits the taps that hit each output pixel (Axis::src_of), so no multiply touches an
-// inserted zero. Weights are repacked tap-major ([tap][channel], a few KiB) so one vector load serves N
-// channels. Determinism: fwd/bwd_data outputs are each written by one thread with taps in ascending order;
-// the weight gradient splits the pixels into ranges fixed by the problem, each summed in pixel order into a
-// private partial, and adds the partials in range order, so results do not depend on the thread count. The
-// bias gradient is summed in the same pass over diff_dst.
+// Tap pairs come from tap_walk.hpp: plain address arithmetic along walker rows, bounds checks only on the
+// few edge columns, and for the forward only the taps of each stride phase (no multiply on inserted zeros).
+//
+// fwd / bwd_data (gather): per walker row, strips of 8 output pixels × one channel vector are accumulated
+// in registers over all taps (one weight vector load per tap serves the 8 pixels) and stored once. A work
+// item is a block of consecutive output rows, so the partner rows they share (a tap-height window, in L2)
+// are read from memory once. Every output element is computed by one strip: deterministic.
+// bwd_weights: the src rows are cut into ranges fixed by the problem; an item is (range, block of channels).
+// Per strip of 8 src pixels and channel vector, up to 16 taps' products are summed in registers (src vector
+// loaded once per pixel, the partners from the diff_dst rows the strip spans) and then added to the range's
+// private [tap][channel] partial, which stays in L1. A strip covers whole pixels (all channels) of the src
+// row and of the diff_dst rows it pairs with, so memory is read in dense blocks. The bias sums of the
+// diff_dst rows each src row owns are taken right after that row, while those lines are in cache. Partials are added in range order; the channel blocking
+// only splits independent channels, so the result does not depend on the thread count.
 #include <algorithm>
 #include <vector>
 
@@ -18,6 +26,7 @@
 #include "core/neuron.hpp"
 #include "cpu/cpu_algorithms.hpp"
 #include "cpu/cpu_common.hpp"
+#include "cpu/tap_walk.hpp"
 
 #ifndef TCONV_CPU_DEPTHWISE_JOB
 #define TCONV_CPU_DEPTHWISE_JOB
@@ -25,9 +34,10 @@ namespace tconv::cpu {
 struct DepthwiseJob {
   core::Direction dir = core::Direction::fwd;
   core::Geometry g;
-  F32View in;                 // fwd: src; bwd_data: diff_dst; bwd_weights: src
+  F32View in;                 // fwd: src; bwd_data: diff_dst; bwd_weights: src (all rounded for the multiplies)
   F32View out;                // fwd: dst; bwd_data: diff_src
   F32View dy;                 // bwd_weights: diff_dst (rounded for the multiplies)
+  F32View bsrc;               // bwd_weights: diff_dst as float32 without rounding (data null: use dy_orig)
   core::TensorView dy_orig;   // bwd_weights: diff_dst as stored (bias-gradient summands are not rounded)
   DataType act = DataType::float32;
   const float* wt = nullptr;  // [tap][c] rounded weights (fwd, bwd_data)
@@ -37,15 +47,23 @@ struct DepthwiseJob {
   float* db = nullptr;
   bool accumulate = false;
   int threads = 1;
-  int64_t nsplit = 1;         // bwd_weights: pixel ranges, each with a private partial
-  float* partial = nullptr;   // nsplit × depthwise_partial_floats(g)
+  int64_t rows_per_range = 1;  // bwd_weights: src rows per range (fixed by the problem)
+  float* partial = nullptr;    // bwd_weights: ranges × depthwise_partial_floats(g)
 };
-// One range's partial: [kh·kw + 1][c_out] sums, plus one vector of slack so full-width stores of a channel
-// tail stay inside the buffer.
-inline int64_t depthwise_partial_floats(const core::Geometry& g) { return round_up((g.kh * g.kw + 1) * g.c_out + 16, 16); }
-// Pixel ranges of the weight gradient: one per 1024 diff_dst pixels, at most 8 (fixed by the problem).
-inline int64_t depthwise_splits(const core::Geometry& g) {
-  return std::clamp<int64_t>(g.n * g.h_out * g.w_out / 1024, 1, 8);
+// One range's partial: [kh·kw + 1][c_out] sums (taps, then the bias), 64-byte aligned.
+inline int64_t depthwise_partial_floats(const core::Geometry& g) { return round_up((g.kh * g.kw + 1) * g.c_out, 16); }
+// Src rows per weight-gradient range: about 1 MiB of src per range (whole images when they are that
+// small), grown until the partials fit in the largest tensor. Fixed by the problem.
+inline int64_t depthwise_rows_per_range(const core::Geometry& g) {
+  const int64_t rows = g.n * g.h_in, row_bytes = std::max<int64_t>(1, g.w_in * g.c_in * 4);
+  int64_t rpr = std::clamp<int64_t>((int64_t{1} << 20) / row_bytes, 1, rows);
+  const int64_t largest = std::max({core::src_elements(g), core::dst_elements(g), core::wei_elements(g)});
+  while ((rows + rpr - 1) / rpr * depthwise_partial_floats(g) > largest && rpr < rows) rpr *= 2;
+  return std::min(rpr, rows);
+}
+inline int64_t depthwise_ranges(const core::Geometry& g) {
+  const int64_t rows = g.n * g.h_in, rpr = depthwise_rows_per_range(g);
+  return (rows + rpr - 1) / rpr;
 }
 }  // namespace tconv::cpu
 #endif
@@ -60,119 +78,295 @@ namespace tconv::cpu {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
+namespace {  // file-local: other kernel files define helpers of the same names in these namespaces
 
-// fwd / bwd_data: one output pixel row per work item; per pixel the list of (tap, input row) pairs is built
-// once and reused for every channel vector.
-void Gather(const DepthwiseJob& job) {
+constexpr int kVB = HWY_LANES(float) >= 16 ? 4 : 2;   // channel vectors per weight-gradient tile
+constexpr int kWAcc = HWY_LANES(float) >= 16 ? 24 : 8;  // accumulators per weight-gradient tile
+constexpr int Clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+constexpr int kMX = kWAcc / kVB;  // output pixels per gather strip (× kVB channel vectors in registers)
+
+// One active tap of a walker row: partner row base (column 0 of the grid), weight row, valid columns.
+struct ActiveTap {
+  const float* p;
+  const float* w;
+  int64_t lo, hi;
+};
+
+// The fused neuron on n stored outputs, evaluated in double as the reference does. Kept out of line so the
+// strips' accumulators are never live across its library calls (which would make the compiler spill them).
+HWY_NOINLINE void ApplyNeuron(float* o, int64_t n, const NeuronDescriptor& neuron) {
+  for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(core::neuron_apply<double>(neuron, static_cast<double>(o[j])));
+}
+
+// out[xx][c0 .. c0 + nvalid) = init + Σ_taps partner · w for the MX columns xx0.. and NVB channel vectors
+// (the last one masked). (CHECK: per-column bounds on each tap, MX = 1.)
+template <int MX, bool CHECK, int NVB>
+HWY_INLINE void GatherBlock(const ActiveTap* taps, int64_t nt, int64_t xx0, int64_t pstride, float* orow,
+                            int64_t ostride, int64_t c0, int64_t nvalid, const float* bias) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  using V = decltype(hn::Zero(d));
+  const auto ml = hn::FirstN(d, static_cast<size_t>(nvalid - (NVB - 1) * N));
+  V acc[MX][NVB];
+#pragma GCC unroll 4
+  for (int v = 0; v < NVB; ++v) {
+    const V init = bias == nullptr ? hn::Zero(d)
+                   : v < NVB - 1   ? hn::LoadU(d, bias + c0 + v * N)
+                                   : hn::MaskedLoad(ml, d, bias + c0 + v * N);
+#pragma GCC unroll 8
+    for (int i = 0; i < MX; ++i) acc[i][v] = init;
+  }
+  for (int64_t t = 0; t < nt; ++t) {
+    const ActiveTap& a = taps[t];
+    if (CHECK && (xx0 < a.lo || xx0 >= a.hi)) continue;
+    const float* pp = a.p + xx0 * pstride + c0;
+    V w[NVB];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVB; ++v) w[v] = v < NVB - 1 ? hn::LoadU(d, a.w + c0 + v * N) : hn::MaskedLoad(ml, d, a.w + c0 + v * N);
+#pragma GCC unroll 8
+    for (int i = 0; i < MX; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVB; ++v) {
+        const float* q = pp + i * pstride + v * N;
+        acc[i][v] = hn::MulAdd(v < NVB - 1 ? hn::LoadU(d, q) : hn::MaskedLoad(ml, d, q), w[v], acc[i][v]);
+      }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MX; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVB; ++v) {
+      float* o = orow + (xx0 + i) * ostride + c0 + v * N;
+      if (v < NVB - 1) hn::StoreU(acc[i][v], d, o);
+      else hn::BlendedStore(acc[i][v], ml, d, o);
+    }
+}
+
+// All channels of the MX columns xx0..: blocks of kVB neighbouring channel vectors (256 contiguous bytes of
+// a pixel, see WgradBlock), then the neuron on the stored values (no vector register is live across its
+// library calls).
+template <int MX, bool CHECK>
+HWY_INLINE void GatherStrip(const ActiveTap* taps, int64_t nt, int64_t xx0, int64_t pstride, float* orow,
+                            int64_t ostride, int64_t C, const float* bias, const NeuronDescriptor& neuron) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+  for (int64_t c0 = 0; c0 < C; c0 += kVB * N) {
+    const int64_t nvalid = std::min(kVB * N, C - c0);
+    switch ((nvalid + N - 1) / N) {
+      case 1: GatherBlock<MX, CHECK, 1>(taps, nt, xx0, pstride, orow, ostride, c0, nvalid, bias); break;
+      case 2: GatherBlock<MX, CHECK, Clamp(2, 1, kVB)>(taps, nt, xx0, pstride, orow, ostride, c0, nvalid, bias); break;
+      case 3: GatherBlock<MX, CHECK, Clamp(3, 1, kVB)>(taps, nt, xx0, pstride, orow, ostride, c0, nvalid, bias); break;
+      default: GatherBlock<MX, CHECK, kVB>(taps, nt, xx0, pstride, orow, ostride, c0, nvalid, bias); break;
+    }
+  }
+  if (neuron.type != NeuronType::none)
+    for (int i = 0; i < MX; ++i) ApplyNeuron(orow + (xx0 + i) * ostride, C, neuron);
+}
+
+// fwd (walker = dst by stride phase, partner = src) and bwd_data (walker = diff_src, partner = diff_dst).
+void Gather(const DepthwiseJob& job) {
   const core::Geometry& g = job.g;
-  const Axis ah = axis_h(g), aw = axis_w(g);
   const bool fwd = job.dir == core::Direction::fwd;
-  const int64_t C = g.c_out, T = g.kh * g.kw;
-  const int64_t oh = fwd ? g.h_out : g.h_in, ow = fwd ? g.w_out : g.w_in;
-  const int64_t ih = fwd ? g.h_in : g.h_out, iw = fwd ? g.w_in : g.w_out;
-#pragma omp parallel num_threads(std::max(1, job.threads))
+  const TapWalk walk = fwd ? walk_dst(g) : walk_src(g);
+  const int64_t C = g.c_out, H = fwd ? g.h_out : g.h_in;  // walker image rows
+  const int64_t ys = walk.segs.front().ys;
+  const int threads = std::max(1, job.threads);
+  // Items are blocks of consecutive walker image rows (all phases of a row together, so the partner rows
+  // stay in cache between them). The blocking does not change any result.
+  const int64_t rows = g.n * H, rpi = std::clamp<int64_t>(rows / (8 * threads), 1, 16);
+  const int64_t items = (rows + rpi - 1) / rpi;
+  const int64_t pstride_w = walk.segs.front().pxs * job.in.sw;
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<const float*> rows(static_cast<size_t>(T)), wts(static_cast<size_t>(T));
-    HWY_ALIGN float tmp[HWY_LANES(float)];
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < g.n * oh; ++r) {
-      const int64_t n = r / oh, y = r % oh;
-      for (int64_t x = 0; x < ow; ++x) {
-        int64_t nt = 0;
-        for (int64_t q = 0; q < g.kh; ++q) {
-          const int64_t sy = fwd ? ah.src_of(y, q) : ah.dst_of(y, q);
-          if (sy < 0 || sy >= ih) continue;
-          for (int64_t p = 0; p < g.kw; ++p) {
-            const int64_t sx = fwd ? aw.src_of(x, p) : aw.dst_of(x, p);
-            if (sx < 0 || sx >= iw) continue;
-            rows[static_cast<size_t>(nt)] = job.in.at(n, sy, sx);
-            wts[static_cast<size_t>(nt++)] = job.wt + (q * g.kw + p) * C;
-          }
-        }
-        float* o = job.out.at(n, y, x);
-        for (int64_t c0 = 0; c0 < C; c0 += N) {
-          const int64_t nc = std::min(N, C - c0);
-          const auto m = hn::FirstN(d, static_cast<size_t>(nc));
-          const bool full = nc == N;
-          auto acc = hn::Zero(d);
-          if (fwd && job.bias != nullptr) acc = full ? hn::LoadU(d, job.bias + c0) : hn::MaskedLoad(m, d, job.bias + c0);
-          for (int64_t t = 0; t < nt; ++t) {
-            const float* a = rows[static_cast<size_t>(t)] + c0;
-            const float* w = wts[static_cast<size_t>(t)] + c0;
-            acc = full ? hn::MulAdd(hn::LoadU(d, a), hn::LoadU(d, w), acc)
-                       : hn::MulAdd(hn::MaskedLoad(m, d, a), hn::MaskedLoad(m, d, w), acc);
-          }
-          if (job.neuron.type == NeuronType::none) {
-            if (full) hn::StoreU(acc, d, o + c0);
-            else hn::BlendedStore(acc, m, d, o + c0);
-          } else {  // evaluated in double, as the reference does
-            hn::Store(acc, d, tmp);
-            for (int64_t j = 0; j < nc; ++j)
-              o[c0 + j] = static_cast<float>(core::neuron_apply<double>(job.neuron, static_cast<double>(tmp[j])));
-          }
+    RowTaps rt;
+    std::vector<ActiveTap> taps;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      for (int64_t r = it * rpi; r < std::min(rows, (it + 1) * rpi); ++r) {
+        const int64_t n = r / H, Y = r % H;
+        for (const TapSegment& s : walk.segs) {
+          if ((Y - s.y0) % ys != 0) continue;
+          const int64_t yy = (Y - s.y0) / ys;
+          if (yy < 0 || yy >= s.ny) continue;
+          row_taps(s, yy, walk.ph, rt);
+          taps.clear();
+          for (const int32_t i : rt.idx)
+            taps.push_back({job.in.at(n, s.partner_row(static_cast<size_t>(i), yy), 0) + s.px[static_cast<size_t>(i)] * job.in.sw,
+                            job.wt + s.tap[static_cast<size_t>(i)] * C, s.xlo[static_cast<size_t>(i)], s.xhi[static_cast<size_t>(i)]});
+          const int64_t nt = static_cast<int64_t>(taps.size());
+          float* orow = job.out.at(n, Y, s.x0);
+          const int64_t ostride = s.xs * job.out.sw;
+          const float* bias = fwd ? job.bias : nullptr;
+          int64_t xx = 0;
+          for (; xx < rt.lo; ++xx) GatherStrip<1, true>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
+          for (; xx + kMX <= rt.hi; xx += kMX)
+            GatherStrip<kMX, false>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
+          for (; xx < rt.hi; ++xx) GatherStrip<1, false>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
+          for (; xx < s.nx; ++xx) GatherStrip<1, true>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
         }
       }
     }
   }
 }
 
-// bwd_weights: split-K over pixels. The diff_dst pixels are cut into job.nsplit ranges (fixed by the problem);
-// an item streams its range in memory order and keeps [tap][channel] sums plus the bias sums in its private
-// partial (a few KiB, cache-resident); the partials are then added in range order.
+// Weight gradient of MX src columns xx0.. of one row, channels [c0, c0 + nvalid) (NVB vectors, the last one
+// masked): a tile of NTT taps × NVB vectors is summed in registers over the MX pixels (src vectors loaded
+// once per pixel for all taps of the tile) and then added to the range's [tap][channel] partial, which
+// stays in L1. Covering NVB neighbouring vectors (256 contiguous bytes of a pixel) rather than one per pass
+// matters with many channels: one vector of many pixels 1 KiB apart falls into a handful of L1 sets and is
+// not what the prefetchers follow. CHECK: per-column bounds on each tap (edge columns, MX = 1).
+template <int MX, bool CHECK, int NVB>
+HWY_INLINE void WgradBlock(const ActiveTap* taps, const int64_t* tap_id, int64_t nt, int64_t xx0, const float* srow,
+                           int64_t sstride, int64_t pstride, float* part, int64_t C, int64_t c0, int64_t nvalid) {
+  constexpr int NTT = kWAcc / NVB;
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  using V = decltype(hn::Zero(d));
+  const auto ml = hn::FirstN(d, static_cast<size_t>(nvalid - (NVB - 1) * N));
+  for (int64_t t0 = 0; t0 < nt; t0 += NTT) {
+    const int64_t nti = std::min<int64_t>(NTT, nt - t0);
+    const ActiveTap* tp = taps + t0;
+    V acc[NTT][NVB];
+#pragma GCC unroll 24
+    for (int i = 0; i < NTT; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVB; ++v) acc[i][v] = hn::Zero(d);
+#pragma GCC unroll 8
+    for (int j = 0; j < MX; ++j) {
+      const int64_t xx = xx0 + j;
+      const float* sp = srow + xx * sstride + c0;
+      V xv[NVB];
+#pragma GCC unroll 4
+      for (int v = 0; v < NVB; ++v) xv[v] = v < NVB - 1 ? hn::LoadU(d, sp + v * N) : hn::MaskedLoad(ml, d, sp + v * N);
+#pragma GCC unroll 24
+      for (int i = 0; i < NTT; ++i) {
+        if (i >= nti) break;
+        if (CHECK && (xx < tp[i].lo || xx >= tp[i].hi)) continue;
+        const float* pp = tp[i].p + xx * pstride + c0;
+#pragma GCC unroll 4
+        for (int v = 0; v < NVB; ++v)
+          acc[i][v] = hn::MulAdd(xv[v], v < NVB - 1 ? hn::LoadU(d, pp + v * N) : hn::MaskedLoad(ml, d, pp + v * N), acc[i][v]);
+      }
+    }
+#pragma GCC unroll 24
+    for (int i = 0; i < NTT; ++i) {
+      if (i >= nti) break;
+      float* o = part + tap_id[t0 + i] * C + c0;
+#pragma GCC unroll 4
+      for (int v = 0; v < NVB; ++v) {
+        if (v < NVB - 1) hn::StoreU(hn::Add(hn::LoadU(d, o + v * N), acc[i][v]), d, o + v * N);
+        else hn::BlendedStore(hn::Add(hn::MaskedLoad(ml, d, o + v * N), acc[i][v]), ml, d, o + v * N);
+      }
+    }
+  }
+}
+
+template <int MX, bool CHECK>
+HWY_INLINE void WgradStrip(const ActiveTap* taps, const int64_t* tap_id, int64_t nt, int64_t xx0, const float* srow,
+                           int64_t sstride, int64_t pstride, float* part, int64_t C, int64_t cb0, int64_t cb1) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+  for (int64_t c0 = cb0; c0 < cb1; c0 += kVB * N) {
+    const int64_t nvalid = std::min(kVB * N, cb1 - c0);
+    switch ((nvalid + N - 1) / N) {
+      case 1: WgradBlock<MX, CHECK, 1>(taps, tap_id, nt, xx0, srow, sstride, pstride, part, C, c0, nvalid); break;
+      case 2: WgradBlock<MX, CHECK, Clamp(2, 1, kVB)>(taps, tap_id, nt, xx0, srow, sstride, pstride, part, C, c0, nvalid); break;
+      case 3: WgradBlock<MX, CHECK, Clamp(3, 1, kVB)>(taps, tap_id, nt, xx0, srow, sstride, pstride, part, C, c0, nvalid); break;
+      default: WgradBlock<MX, CHECK, kVB>(taps, tap_id, nt, xx0, srow, sstride, pstride, part, C, c0, nvalid); break;
+    }
+  }
+}
+
+// bwd_weights: walker = src, partner = diff_dst through every tap. An item is (row range, channel block);
+// the range's partial [T][C] (+ [C] bias sums) is summed in a fixed order: rows, then strips, then the
+// pixels of a strip. Channel blocks only split independent channels among items.
 void Wgrad(const DepthwiseJob& job) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  using V = decltype(hn::Zero(d));
   const core::Geometry& g = job.g;
-  const Axis ah = axis_h(g), aw = axis_w(g);
-  const int64_t C = g.c_out, T = g.kh * g.kw;
-  const int64_t P = g.n * g.h_out * g.w_out, stride = depthwise_partial_floats(g);
+  const TapWalk walk = walk_src(g);
+  const TapSegment& s = walk.segs.front();
+  const int64_t C = g.c_out, T = g.kh * g.kw, pstride = g.stride_w * job.dy.sw, sstride = job.in.sw;
+  const std::vector<RowRange> ranges = row_ranges(walk, g.n, job.rows_per_range);
+  const int64_t S = static_cast<int64_t>(ranges.size()), stride = depthwise_partial_floats(g);
   const bool bias = job.db != nullptr;
-#pragma omp parallel num_threads(std::max(1, job.threads))
+  // The diff_dst row oy of each image belongs to src row clamp(⌊(oy + pad_h) / s_h⌋, 0, h_in − 1) (every
+  // diff_dst row has exactly one owner, next to the src rows whose taps read it); first_owned[iy] is the
+  // first diff_dst row owned by a src row ≥ iy (first_owned[h_in] = h_out).
+  std::vector<int64_t> first_owned(static_cast<size_t>(g.h_in + 1), g.h_out);
+  for (int64_t oy = g.h_out - 1; oy >= 0; --oy) {
+    const int64_t own = std::clamp<int64_t>(floor_div(oy + g.pad_h, g.stride_h), 0, g.h_in - 1);
+    for (int64_t iy = 0; iy <= own; ++iy) first_owned[static_cast<size_t>(iy)] = oy;
+  }
+  const int threads = std::max(1, job.threads);
+  const int64_t nvec = (C + N - 1) / N;
+  // Channel blocks (at least 4 vectors) only when there are too few ranges to share among the threads.
+  const int64_t nblk = std::clamp<int64_t>((4 * threads + S - 1) / S, 1, std::max<int64_t>(1, nvec / 4));
+  const int64_t vpb = (nvec + nblk - 1) / nblk, items = S * nblk;
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<const float*> xrow(static_cast<size_t>(T));
-    std::vector<int64_t> xtap(static_cast<size_t>(T));
+    std::vector<ActiveTap> taps(static_cast<size_t>(T));
+    std::vector<int64_t> tap_id(static_cast<size_t>(T));
+    HWY_ALIGN float sb[HWY_LANES(float)];
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t s = 0; s < job.nsplit; ++s) {
-      float* part = job.partial + s * stride;  // [T][C] tap sums, then [C] bias sums
-      float* bpart = part + T * C;
-      std::fill(part, part + (T + 1) * C, 0.0f);
-      const int64_t p0 = s * P / job.nsplit, p1 = (s + 1) * P / job.nsplit;
-      for (int64_t pix = p0; pix < p1; ++pix) {
-        const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
-        int64_t nt = 0;
-        for (int64_t q = 0; q < g.kh; ++q) {
-          const int64_t iy = ah.src_of(oy, q);
-          if (iy < 0) continue;
-          for (int64_t p = 0; p < g.kw; ++p) {
-            const int64_t ix = aw.src_of(ox, p);
-            if (ix < 0) continue;
-            xrow[static_cast<size_t>(nt)] = job.in.at(n, iy, ix);
-            xtap[static_cast<size_t>(nt++)] = q * g.kw + p;
-          }
+    for (int64_t it = 0; it < items; ++it) {
+      const RowRange& rr = ranges[static_cast<size_t>(it / nblk)];
+      float* part = job.partial + (it / nblk) * stride;  // [T][C] tap sums, then [C] bias sums
+      const int64_t cb0 = std::min(C, (it % nblk) * vpb * N), cb1 = std::min(C, cb0 + vpb * N);
+      if (cb0 >= cb1) continue;
+      for (int64_t t = 0; t <= T; ++t) std::fill(part + t * C + cb0, part + t * C + cb1, 0.0f);
+      for (int64_t r = rr.r0; r < rr.r1; ++r) {
+        const int64_t n = r / s.ny, yy = r % s.ny;
+        int64_t nt = 0, lo = 0, hi = s.nx;
+        for (size_t i = 0; i < s.tap.size(); ++i) {
+          const int64_t py = s.partner_row(i, yy);
+          if (py < 0 || py >= walk.ph || s.xlo[i] >= s.xhi[i]) continue;
+          taps[static_cast<size_t>(nt)] = {job.dy.at(n, py, 0) + s.px[i] * job.dy.sw, nullptr, s.xlo[i], s.xhi[i]};
+          tap_id[static_cast<size_t>(nt++)] = s.tap[i];
+          lo = std::max(lo, s.xlo[i]);
+          hi = std::min(hi, s.xhi[i]);
         }
-        const float* dyp = job.dy.at(n, oy, ox);
-        const int64_t obase = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw;
-        for (int64_t c0 = 0; c0 < C; c0 += N) {
-          const int64_t nc = std::min(N, C - c0);
-          const auto m = hn::FirstN(d, static_cast<size_t>(nc));
-          const bool full = nc == N;
-          const auto dv = full ? hn::LoadU(d, dyp + c0) : hn::MaskedLoad(m, d, dyp + c0);
-          if (bias) {
-            if (job.act == DataType::float32) {
-              const float* o = static_cast<const float*>(job.dy_orig.data) + obase + c0;
-              const auto ov = full ? hn::LoadU(d, o) : hn::MaskedLoad(m, d, o);
-              hn::StoreU(hn::Add(hn::LoadU(d, bpart + c0), ov), d, bpart + c0);
-            } else {
-              for (int64_t j = 0; j < nc; ++j) bpart[c0 + j] += core::load_as_f32(job.dy_orig.data, obase + c0 + j, job.act);
+        if (nt > 0) {
+          hi = std::max(hi, lo);
+          const float* srow = job.in.at(n, yy, 0);
+          const ActiveTap* tp = taps.data();
+          const int64_t* id = tap_id.data();
+          int64_t xx = 0;
+          for (; xx < lo; ++xx) WgradStrip<1, true>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
+          for (; xx + kMX <= hi; xx += kMX) WgradStrip<kMX, false>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
+          for (; xx < hi; ++xx) WgradStrip<1, false>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
+          for (; xx < s.nx; ++xx) WgradStrip<1, true>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
+        }
+        if (!bias) continue;
+        // Bias sums of the diff_dst rows this src row owns (just read by its taps, so in cache); four
+        // interleaved partial sums (fixed order) hide the add latency.
+        float* bpart = part + T * C;
+        for (int64_t oy = first_owned[static_cast<size_t>(yy)]; oy < first_owned[static_cast<size_t>(yy + 1)]; ++oy) {
+          for (int64_t c0 = cb0; c0 < cb1; c0 += N) {
+            const int64_t nc = std::min(N, C - c0);
+            const auto m = hn::FirstN(d, static_cast<size_t>(nc));
+            V b0 = hn::Zero(d), b1 = b0, b2 = b0, b3 = b0;
+            if (job.bsrc.data != nullptr) {
+              const float* row = job.bsrc.at(n, oy, 0) + c0;
+              const int64_t sw = job.bsrc.sw;
+              int64_t ox = 0;
+              if (nc == N) {
+                for (; ox + 4 <= g.w_out; ox += 4) {
+                  b0 = hn::Add(b0, hn::LoadU(d, row + ox * sw));
+                  b1 = hn::Add(b1, hn::LoadU(d, row + (ox + 1) * sw));
+                  b2 = hn::Add(b2, hn::LoadU(d, row + (ox + 2) * sw));
+                  b3 = hn::Add(b3, hn::LoadU(d, row + (ox + 3) * sw));
+                }
+              }
+              for (; ox < g.w_out; ++ox) b0 = hn::Add(b0, hn::MaskedLoad(m, d, row + ox * sw));
+            } else {  // float16/bfloat16 summands that the precision mode would round: convert one by one
+              const core::TensorView& o = job.dy_orig;
+              std::fill(sb, sb + N, 0.0f);
+              for (int64_t ox = 0; ox < g.w_out; ++ox)
+                for (int64_t j = 0; j < nc; ++j)
+                  sb[j] += core::load_as_f32(o.data, n * o.sn + oy * o.sh + ox * o.sw + c0 + j, job.act);
+              b0 = hn::Load(d, sb);
             }
-          }
-          for (int64_t i = 0; i < nt; ++i) {
-            const float* xp = xrow[static_cast<size_t>(i)] + c0;
-            const auto xv = full ? hn::LoadU(d, xp) : hn::MaskedLoad(m, d, xp);
-            float* a = part + xtap[static_cast<size_t>(i)] * C + c0;
-            hn::StoreU(hn::MulAdd(dv, xv, hn::LoadU(d, a)), d, a);  // part is padded: full stores stay inside
+            const V bsum = hn::Add(hn::Add(b0, b1), hn::Add(b2, b3));
+            hn::BlendedStore(hn::Add(hn::MaskedLoad(m, d, bpart + c0), bsum), m, d, bpart + c0);
           }
         }
       }
@@ -184,7 +378,7 @@ void Wgrad(const DepthwiseJob& job) {
         if (t == T && !bias) break;
         float& out = t < T ? job.dw[c * T + t] : job.db[c];
         float acc = job.accumulate ? out : 0.0f;
-        for (int64_t s = 0; s < job.nsplit; ++s) acc += job.partial[s * stride + t * C + c];
+        for (int64_t r = 0; r < S; ++r) acc += job.partial[r * stride + t * C + c];
         out = acc;
       }
     }
@@ -196,6 +390,7 @@ void Run(const DepthwiseJob& job) {
   else Gather(job);
 }
 
+}  // namespace
 }  // namespace HWY_NAMESPACE
 }  // namespace tconv::cpu
 HWY_AFTER_NAMESPACE();
@@ -219,7 +414,7 @@ class DepthwiseStream final : public registry::Algorithm {
   std::size_t workspace_bytes(const core::Problem& p) const override {
     const core::Geometry& g = p.g;
     std::size_t b = static_cast<std::size_t>(round_up(g.kh * g.kw * g.c_out * 4, 64));
-    if (p.dir == core::Direction::bwd_weights) b = static_cast<std::size_t>(depthwise_splits(g) * depthwise_partial_floats(g) * 4);
+    if (p.dir == core::Direction::bwd_weights) b = static_cast<std::size_t>(depthwise_ranges(g) * depthwise_partial_floats(g) * 4);
     if (input_needs_staging(p.act_type, p.precision)) b += f32_bytes(g.n, g.h_in, g.w_in, g.c_in) + f32_bytes(g.n, g.h_out, g.w_out, g.c_out);
     if (p.act_type != DataType::float32) b += f32_bytes(g.n, std::max(g.h_in, g.h_out), std::max(g.w_in, g.w_out), g.c_in);
     return b;
@@ -243,12 +438,16 @@ class DepthwiseStream final : public registry::Algorithm {
       return s;
     };
     if (p.dir == core::Direction::bwd_weights) {
-      job.nsplit = depthwise_splits(g);
+      job.rows_per_range = depthwise_rows_per_range(g);
       job.partial = reinterpret_cast<float*>(w);
-      w += job.nsplit * depthwise_partial_floats(g) * 4;
+      w += depthwise_ranges(g) * depthwise_partial_floats(g) * 4;
       job.in = stage_or_view(a.src, g.h_in, g.w_in);
       job.dy = stage_or_view(a.diff_dst, g.h_out, g.w_out);
       job.dy_orig = a.diff_dst;
+      // Bias summands are the stored values: the float32 tensor itself, or the staged copy when staging
+      // did not round (float16/bfloat16 under a mode that keeps them); otherwise converted one by one.
+      if (p.act_type == DataType::float32) job.bsrc = as_f32(a.diff_dst);
+      else if (rounding_is_identity(p.act_type, p.precision)) job.bsrc = job.dy;
       job.dw = a.diff_wei;
       job.db = p.with_bias ? a.diff_bias : nullptr;
       job.accumulate = p.accumulate;
