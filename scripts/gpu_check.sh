@@ -60,7 +60,7 @@ DEPS=${TCONV_GPU_DEPS:-$ROOT/.carry/deps}
 if [ -d "$DEPS/hwy" ]; then
   mkdir -p /tmp/tconv-deps
   [ -f "$DEPS/ob.tar.xz" ] && tar xJf "$DEPS/ob.tar.xz" -C /tmp/tconv-deps
-  export CPATH=$DEPS/hwy/include:/tmp/tconv-deps/ob/include${CPATH:+:$CPATH}
+  export CPATH=$DEPS/include:$DEPS/hwy/include:/tmp/tconv-deps/ob/include${CPATH:+:$CPATH}
   export CMAKE_PREFIX_PATH=$DEPS/hwy:/tmp/tconv-deps/ob${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
   export LIBRARY_PATH=$DEPS/hwy/lib:/tmp/tconv-deps/ob/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
   export LD_LIBRARY_PATH=$DEPS/hwy/lib:/tmp/tconv-deps/ob/lib:$LD_LIBRARY_PATH
@@ -68,7 +68,7 @@ fi
 if step configure 60 "$OUT/configure.log" cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
      -DTCONV_CUDA=ON -DTCONV_BUILD_TOOLS=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${cudnn_args[@]}" &&
    step build "${TCONV_GPU_BUILD_LIMIT:-300}" "$OUT/build.log" cmake --build "$BUILD" --target tconv_test_cuda \
-     tconv_cuda_bench test_api_device_kernels tconv_cli ${TCONV_GPU_EXTRA_TARGETS:-} -j"$(nproc)"; then
+     tconv_cuda_bench test_api_device_kernels tconv_cli ${TCONV_GPU_EXTRA_TARGETS:-} -j"$(nproc)" -- -k 0; then
   note "binaries: built here ($BUILD)"
 elif [ -x "$ROOT/.carry/gpu/bin/tconv_test_cuda" ]; then
   CARRIED=$ROOT/.carry/gpu/bin

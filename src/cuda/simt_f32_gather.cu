@@ -10,8 +10,11 @@
 //             q = q0 + i·qs (and p likewise) and every other tap would only multiply inserted zeros, so the
 //             block iterates over those taps alone. Bias and the fused neuron are applied in the epilogue.
 // The k loop runs over taps in order and, inside a tap, over channels in slabs of kBK (simt_f32.cuh): one
-// thread computes each output with a fixed order, no atomics. kVec: 16-byte loads and stores (channel counts
-// multiple of 4, 16-byte aligned views); otherwise scalar loads with per-element bounds.
+// thread computes each output with a fixed order, no atomics. When the tiles alone would leave SMs idle
+// (few pixels, long k: dcgan_g2, stylegan2 groups), bwd_data cuts the slab sequence into S ranges (S from the
+// problem alone): each block writes its partial tile to workspace and split_sum adds the S partials in order.
+// kVec: 16-byte loads and stores (channel counts multiple of 4, 16-byte aligned views and workspace);
+// otherwise scalar loads with per-element bounds. Tile shape and S: gather_plan's cost model.
 #include <algorithm>
 #include <cmath>
 #include <limits>
