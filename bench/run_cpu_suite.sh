@@ -18,7 +18,7 @@ out=$root/bench/results/cpu-$stamp
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
   echo "load before: $(uptime)"
 } > "$out.env.txt"
-/usr/bin/python3 "$shared/bench/torch_peer.py" --suite "$suite" --device cpu --threads "$threads" > "$out.peer.jsonl"
+/usr/bin/python3 "$shared/bench/torch_peer.py" --suite "$suite" --device cpu --threads "$threads" ${TCONV_PEER_ARGS:-} > "$out.peer.jsonl"
 echo "load between: $(uptime)" >> "$out.env.txt"
 "$build/tools/tconv/tconv" bench --suite "$suite" --device cpu --threads "$threads" --json "$out.tconv.jsonl" \
   | grep '^#' > "$out.tconv.txt"
