@@ -45,6 +45,7 @@ struct WgradJob {
   int threads = 1;
   int64_t nsplit = 1;         // > 1: split-K over pixel ranges with private partials (RunSplit)
   float* partial = nullptr;   // nsplit × wgrad_partial_floats(g)
+  float* apack = nullptr;     // panel form: wgrad_panel_floats(g) (packed diff_dst)
 };
 // Floats of one range's partial gradient (weights then bias), padded to 64 bytes.
 inline int64_t wgrad_partial_floats(const core::Geometry& g) { return round_up(core::wei_elements(g) + g.c_out, 16); }
@@ -55,6 +56,22 @@ inline int64_t wgrad_splits(const core::Geometry& g) {
   int64_t s = std::clamp<int64_t>(g.n * g.h_out * g.w_out / 4096, 1, 8);
   while (s > 1 && s * wgrad_partial_floats(g) > largest) --s;
   return s;
+}
+// The panel form (RunPanels): the shared form's case of a single chunk of pixels (every tap's K is short)
+// with a large gradient per tap (Og·Ig ≥ 128·128). Decided from the problem only.
+inline bool wgrad_use_panels(const core::Geometry& g) {
+  return wgrad_splits(g) == 1 && g.n * g.h_out * g.w_out <= 8192 && g.og() * g.ig() >= 128 * 128;
+}
+// Floats of the panel form's packed diff_dst: groups × pairs × Og rounded up to 12 rows (the largest MR),
+// padded to 64 bytes. pairs = n × (Σ_oy taps hitting oy) × (Σ_ox taps hitting ox).
+inline int64_t wgrad_panel_floats(const core::Geometry& g) {
+  const auto hits = [](const Axis& ax) {
+    int64_t c = 0;
+    for (int64_t o = 0; o < ax.out; ++o)
+      for (int64_t q = 0; q < ax.k; ++q) c += ax.src_of(o, q) >= 0 ? 1 : 0;
+    return c;
+  };
+  return round_up(g.groups * g.n * hits(axis_h(g)) * hits(axis_w(g)) * round_up(g.og(), 12), 16);
 }
 }  // namespace tconv::cpu
 #endif  // TCONV_CPU_GEMM_BWD_WEIGHTS_JOB
@@ -158,6 +175,51 @@ std::vector<std::vector<std::pair<int64_t, int64_t>>> tap_table(const Axis& ax) 
   return tab;
 }
 
+// Packed micro-kernel of the panel form (RunPanels): a = [np][kMR] diff_dst values (rows past the tile's mr are
+// zero), b = [np][NR] src values (columns past ncols are zero); every read is sequential, so the loop runs
+// from L1/L2 at the FMA rate instead of waiting on scattered rows. Pairs are added in list order, as WTile does.
+template <bool kFull>
+HWY_NOINLINE void WTilePacked(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t np, float* dw,
+                              int64_t ldw, int mr, int64_t ncols, bool load) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  using V = decltype(hn::Zero(d));
+  const auto m0 = hn::FirstN(d, static_cast<size_t>(std::min<int64_t>(ncols, N)));
+  const auto m1 = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(ncols - static_cast<int64_t>(N), 0)));
+  V acc0[kMR], acc1[kMR];
+#pragma GCC unroll 16
+  for (int m = 0; m < kMR; ++m) {
+    acc0[m] = hn::Zero(d);
+    acc1[m] = hn::Zero(d);
+    if (load && m < mr) {
+      float* row = dw + m * ldw;
+      acc0[m] = kFull ? hn::LoadU(d, row) : hn::MaskedLoad(m0, d, row);
+      acc1[m] = kFull ? hn::LoadU(d, row + N) : hn::MaskedLoad(m1, d, row + N);
+    }
+  }
+  for (int64_t i = 0; i < np; ++i) {
+    const V b0 = hn::LoadU(d, b + i * 2 * N), b1 = hn::LoadU(d, b + i * 2 * N + N);
+#pragma GCC unroll 16
+    for (int m = 0; m < kMR; ++m) {
+      const V av = hn::Set(d, a[i * kMR + m]);
+      acc0[m] = hn::MulAdd(av, b0, acc0[m]);
+      acc1[m] = hn::MulAdd(av, b1, acc1[m]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < kMR; ++m) {
+    if (m >= mr) break;
+    float* row = dw + m * ldw;
+    if (kFull) {
+      hn::StoreU(acc0[m], d, row);
+      hn::StoreU(acc1[m], d, row + N);
+    } else {
+      hn::BlendedStore(acc0[m], m0, d, row);
+      hn::BlendedStore(acc1[m], m1, d, row + N);
+    }
+  }
+}
+
 // Shared form, for problems whose pixels are few or whose gradient is too large to have private partials:
 // the diff_dst pixels are walked in chunks of kSharedChunk (fixed); for each chunk the pairs of every tap are
 // listed, then the threads share the chunk's tiles (tap, block of MR o, block of NR c) and diff_bias slices,
@@ -234,6 +296,107 @@ void RunShared(const WgradJob& job) {
                                 grp * Og + o0, grp * Ig + c0, job.dw + ((grp * Og + o0) * T + t) * Ig + c0, T * Ig,
                                 ncols, load);
     }  // implicit barrier before the next chunk rewrites the pair lists
+  }
+}
+
+// Panel form: the shared form's case of a single chunk (few pixels, so every tap's K is short) with a large
+// Og × Ig (e.g. U-Net up1: K = 784 pairs, 512 × 1024 per tap). There the pointer-walking WTile re-reads the
+// same scattered rows once per tile (43 × 32 tiles per tap) and runs at a third of the FMA rate. Instead the
+// work is split over OUTPUT panels only, never over pixels: diff_dst is packed once per (group, tap, block of
+// kMR o) as [K][kMR]; then each item (group, tap, block of NR c) packs its src columns as [K][NR] (once, in a
+// per-thread buffer) and runs every o block over them. Each element is still written by one item that adds
+// the tap's pairs in pixel order starting from 0 (or the previous gradient), exactly as the shared form does,
+// so the result is the same bits for any number of threads (and the same as the shared form's).
+static_assert(kSharedChunk == 8192, "wgrad_use_panels assumes the shared form's chunk of 8192 pixels");
+
+void RunPanels(const WgradJob& job) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
+  const core::Geometry& g = job.g;
+  const int64_t G = g.groups, Ig = g.ig(), Og = g.og(), T = g.kh * g.kw;
+  const int64_t ncb = (Ig + NR - 1) / NR, nob = (Og + kMR - 1) / kMR;
+  const int64_t bitems = job.db != nullptr ? (g.c_out + kBiasSlice - 1) / kBiasSlice : 0;
+  const int64_t P = g.n * g.h_out * g.w_out;
+  const bool load = job.accumulate;
+  const auto rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
+  std::vector<std::vector<const float*>> pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
+  // Pair lists of every tap, in pixel order (the order every element sums in).
+  {
+    int64_t n = 0, oy = 0, ox = 0;
+    for (int64_t pix = 0; pix < P; ++pix) {
+      const float* dyrow = job.dy.at(n, oy, ox);
+      for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
+        for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
+          const size_t t = static_cast<size_t>(q * g.kw + p);
+          pdy[t].push_back(dyrow);
+          px[t].push_back(job.x.at(n, iy, ix));
+        }
+      if (++ox == g.w_out) {
+        ox = 0;
+        if (++oy == g.h_out) { oy = 0; ++n; }
+      }
+    }
+  }
+  // Packed diff_dst: [grp][t][ob][K_t][kMR]; aoff[t] is tap t's start within a group.
+  std::vector<int64_t> aoff(static_cast<size_t>(T) + 1, 0);
+  for (int64_t t = 0; t < T; ++t)
+    aoff[static_cast<size_t>(t) + 1] = aoff[static_cast<size_t>(t)] + static_cast<int64_t>(pdy[static_cast<size_t>(t)].size()) * nob * kMR;
+  const int64_t astride = aoff[static_cast<size_t>(T)];  // G · astride ≤ wgrad_panel_floats(g)
+  float* const A = job.apack;
+
+#pragma omp parallel num_threads(std::max(1, job.threads))
+  {
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t it = 0; it < G * T * nob; ++it) {
+      const int64_t ob = it % nob, t = (it / nob) % T, grp = it / (nob * T);
+      const auto& vd = pdy[static_cast<size_t>(t)];
+      const int64_t K = static_cast<int64_t>(vd.size()), o0 = grp * Og + ob * kMR;
+      const int64_t mr = std::min<int64_t>(kMR, Og - ob * kMR);
+      float* a = A + grp * astride + aoff[static_cast<size_t>(t)] + ob * K * kMR;
+      for (int64_t i = 0; i < K; ++i) {
+        std::memcpy(a + i * kMR, vd[static_cast<size_t>(i)] + o0, static_cast<size_t>(mr) * sizeof(float));
+        std::fill(a + i * kMR + mr, a + (i + 1) * kMR, 0.0f);
+      }
+    }  // implicit barrier: diff_dst is packed
+    std::vector<float> bpack;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < G * T * ncb + bitems; ++it) {
+      if (it >= G * T * ncb) {  // a slice of diff_bias: all diff_dst rows in pixel order
+        const int64_t c0 = (it - G * T * ncb) * kBiasSlice, nc = std::min(kBiasSlice, g.c_out - c0);
+        float acc[kBiasSlice];
+        for (int64_t j = 0; j < nc; ++j) acc[j] = load ? job.db[c0 + j] : 0.0f;
+        for (int64_t pix = 0; pix < P; ++pix) {
+          const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
+          const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw + c0;
+          if (job.act == DataType::float32) {
+            const float* row = static_cast<const float*>(job.dy_orig.data) + base;
+            for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
+          } else {
+            for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
+          }
+        }
+        for (int64_t j = 0; j < nc; ++j) job.db[c0 + j] = acc[j];
+        continue;
+      }
+      const int64_t cb = it % ncb, t = (it / ncb) % T, grp = it / (ncb * T);
+      const auto& vx = px[static_cast<size_t>(t)];
+      const int64_t K = static_cast<int64_t>(vx.size());
+      if (K == 0 && load) continue;  // nothing to add
+      const int64_t c0 = cb * NR, ncols = std::min(NR, Ig - c0);
+      bpack.resize(static_cast<size_t>(K * NR));
+      for (int64_t i = 0; i < K; ++i) {
+        float* b = bpack.data() + i * NR;
+        std::memcpy(b, vx[static_cast<size_t>(i)] + grp * Ig + c0, static_cast<size_t>(ncols) * sizeof(float));
+        std::fill(b + ncols, b + NR, 0.0f);
+      }
+      const float* a = A + grp * astride + aoff[static_cast<size_t>(t)];
+      for (int64_t ob = 0; ob < nob; ++ob) {
+        const int64_t o0 = ob * kMR;
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, Og - o0));
+        float* dw = job.dw + ((grp * Og + o0) * T + t) * Ig + c0;
+        if (ncols == NR) WTilePacked<true>(a + ob * K * kMR, bpack.data(), K, dw, T * Ig, mr, ncols, load);
+        else WTilePacked<false>(a + ob * K * kMR, bpack.data(), K, dw, T * Ig, mr, ncols, load);
+      }    }
   }
 }
 
@@ -322,6 +485,7 @@ void RunSplit(const WgradJob& job) {
 
 void Run(const WgradJob& job) {
   if (job.nsplit > 1) RunSplit(job);
+  else if (wgrad_use_panels(job.g)) RunPanels(job);
   else RunShared(job);
 }
 
@@ -347,6 +511,7 @@ class GemmBwdWeights final : public registry::Algorithm {
     const core::Geometry& g = p.g;
     const int64_t splits = wgrad_splits(g);
     std::size_t b = splits > 1 ? static_cast<std::size_t>(splits * wgrad_partial_floats(g) * 4) : 0;
+    if (wgrad_use_panels(g)) b = static_cast<std::size_t>(wgrad_panel_floats(g) * 4);  // splits == 1 here
     if (input_needs_staging(p.act_type, p.precision))
       b += f32_bytes(g.n, g.h_in, g.w_in, g.c_in) + f32_bytes(g.n, g.h_out, g.w_out, g.c_out);
     return b;
@@ -359,7 +524,8 @@ class GemmBwdWeights final : public registry::Algorithm {
     job.threads = ctx.num_threads;
     if (input_needs_staging(p.act_type, p.precision)) {
       const int64_t splits = wgrad_splits(g);
-      char* w = static_cast<char*>(workspace) + (splits > 1 ? splits * wgrad_partial_floats(g) * 4 : 0);
+      char* w = static_cast<char*>(workspace) + (splits > 1 ? splits * wgrad_partial_floats(g) * 4 : 0) +
+                (wgrad_use_panels(g) ? wgrad_panel_floats(g) * 4 : 0);
       job.x = stage_input(a.src, g.n, g.h_in, g.w_in, g.c_in, p.act_type, p.precision, reinterpret_cast<float*>(w),
                           ctx.num_threads);
       w += f32_bytes(g.n, g.h_in, g.w_in, g.c_in);
@@ -376,6 +542,7 @@ class GemmBwdWeights final : public registry::Algorithm {
     job.accumulate = p.accumulate;
     job.nsplit = wgrad_splits(g);
     if (job.nsplit > 1) job.partial = static_cast<float*>(workspace);  // staging (if any) follows the partials
+    if (wgrad_use_panels(g)) job.apack = static_cast<float*>(workspace);  // likewise
     HWY_DYNAMIC_DISPATCH(Run)(job);
     return core::Status::ok_status();
   }
