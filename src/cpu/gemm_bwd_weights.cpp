@@ -229,6 +229,27 @@ HWY_NOINLINE void WTilePacked(const float* HWY_RESTRICT a, const float* HWY_REST
 constexpr int64_t kSharedChunk = 8192;
 constexpr int64_t kBiasSlice = 64;  // channels of diff_bias per item
 
+// One item of diff_bias: channels [c0, c0 + kBiasSlice) summed over the output pixels [p0, p1) in pixel order,
+// starting from the current values when `load` (accumulation, or a later chunk of the shared form) else 0.
+// Shared by the shared and the panel forms so that both sum the bias in the same order.
+void BiasSlice(const WgradJob& job, int64_t c0, int64_t p0, int64_t p1, bool load) {
+  const core::Geometry& g = job.g;
+  const int64_t nc = std::min(kBiasSlice, g.c_out - c0);
+  float acc[kBiasSlice];
+  for (int64_t j = 0; j < nc; ++j) acc[j] = load ? job.db[c0 + j] : 0.0f;
+  for (int64_t pix = p0; pix < p1; ++pix) {
+    const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
+    const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw + c0;
+    if (job.act == DataType::float32) {
+      const float* row = static_cast<const float*>(job.dy_orig.data) + base;
+      for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
+    } else {
+      for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
+    }
+  }
+  for (int64_t j = 0; j < nc; ++j) job.db[c0 + j] = acc[j];
+}
+
 void RunShared(const WgradJob& job) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
@@ -269,20 +290,7 @@ void RunShared(const WgradJob& job) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < witems + bitems; ++it) {
       if (it >= witems) {  // a slice of diff_bias: this chunk's diff_dst rows in pixel order
-        const int64_t c0 = (it - witems) * kBiasSlice, nc = std::min(kBiasSlice, g.c_out - c0);
-        float acc[kBiasSlice];
-        for (int64_t j = 0; j < nc; ++j) acc[j] = load ? job.db[c0 + j] : 0.0f;
-        for (int64_t pix = p0; pix < p1; ++pix) {
-          const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
-          const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw + c0;
-          if (job.act == DataType::float32) {
-            const float* row = static_cast<const float*>(job.dy_orig.data) + base;
-            for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
-          } else {
-            for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
-          }
-        }
-        for (int64_t j = 0; j < nc; ++j) job.db[c0 + j] = acc[j];
+        BiasSlice(job, (it - witems) * kBiasSlice, p0, p1, load);
         continue;
       }
       // Item order (grp, t, cb, ob): neighbouring items read the same src columns.
@@ -362,20 +370,7 @@ void RunPanels(const WgradJob& job) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < G * T * ncb + bitems; ++it) {
       if (it >= G * T * ncb) {  // a slice of diff_bias: all diff_dst rows in pixel order
-        const int64_t c0 = (it - G * T * ncb) * kBiasSlice, nc = std::min(kBiasSlice, g.c_out - c0);
-        float acc[kBiasSlice];
-        for (int64_t j = 0; j < nc; ++j) acc[j] = load ? job.db[c0 + j] : 0.0f;
-        for (int64_t pix = 0; pix < P; ++pix) {
-          const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
-          const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw + c0;
-          if (job.act == DataType::float32) {
-            const float* row = static_cast<const float*>(job.dy_orig.data) + base;
-            for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
-          } else {
-            for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
-          }
-        }
-        for (int64_t j = 0; j < nc; ++j) job.db[c0 + j] = acc[j];
+        BiasSlice(job, (it - G * T * ncb) * kBiasSlice, 0, P, load);
         continue;
       }
       const int64_t cb = it % ncb, t = (it / ncb) % T, grp = it / (ncb * T);
