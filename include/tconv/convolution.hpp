@@ -102,6 +102,8 @@ class ConvolutionGradient {
                const ConvolutionGradientState& gradient_state);
   void encode(CommandBuffer& cb, const Image& source_gradient, const Image& source_image,
               const ConvolutionGradientState& gradient_state, Image& destination_gradient);
+  // GPU-side reload of the data gradient's weights from a float32 OHWI state (MPS reloadWeightsAndBiases(with:state:)).
+  void reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state);
   void reload_weights_and_biases_from_data_source();
 
   struct Impl;

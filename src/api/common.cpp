@@ -9,6 +9,7 @@
 #include "api/internal.hpp"
 #include "core/dtype.hpp"
 #include "cuda/backend.hpp"
+#include "cuda/weights_backend.hpp"
 #include "registry/algorithm.hpp"
 
 namespace tconv::api {
@@ -37,9 +38,162 @@ BoundProblem bind(const Device& device, const core::Problem& p, const core::Args
 
 namespace {
 std::atomic<uint64_t> g_weight_uploads{0};
+std::atomic<uint64_t> g_weight_readbacks{0};
+
+// Where a store's biases start in its device block: after the weights, on a 256-byte boundary (cudaMalloc's
+// alignment), so both arrays are aligned for vector loads.
+std::size_t bias_offset(int64_t n) { return (static_cast<std::size_t>(n) * sizeof(float) + 255) / 256 * 256; }
+std::size_t block_bytes(int64_t n, int64_t nout) { return bias_offset(n) + static_cast<std::size_t>(nout) * sizeof(float); }
+
+template <class T>
+T* at_byte(void* base, std::size_t offset) {
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(base) + offset);
+}
+
+cuda_backend::weights::ConvShape conv_shape(const core::ConvGeometry& c) {
+  return cuda_backend::weights::ConvShape{c.c_in, c.c_out, c.groups, c.kh, c.kw};
+}
 }  // namespace
 
 uint64_t weight_uploads() noexcept { return g_weight_uploads.load(std::memory_order_relaxed); }
+uint64_t weight_readbacks() noexcept { return g_weight_readbacks.load(std::memory_order_relaxed); }
+
+bool in_device_memory(const Buffer& b, const Device& device) {
+  return b && device.kind() == DeviceKind::cuda && b.contents() == nullptr && b.device().kind() == DeviceKind::cuda &&
+         b.device().ordinal() == device.ordinal();
+}
+
+// ---------------------------------------------------------------- weight stores
+
+DeviceBlock::DeviceBlock(const Device& d, std::size_t bytes) : device(d.ordinal()) {
+  core::throw_if_error(cuda_backend::malloc_device(device, bytes == 0 ? 1 : bytes, &memory));
+}
+DeviceBlock::~DeviceBlock() { cuda_backend::free_device(device, memory); }
+
+WeightStore::WeightStore(const WeightStore& o)
+    : weights(o.host_weights()), biases(o.host_biases()), has_bias(o.has_bias) {}
+
+WeightStore::WeightStore(WeightStore&& o) noexcept
+    : weights(std::move(o.weights)),
+      biases(std::move(o.biases)),
+      has_bias(o.has_bias),
+      canonical(std::move(o.canonical)),
+      filled_(o.filled_),
+      base_(std::move(o.base_)),
+      host_stale_(o.host_stale_),
+      block_(std::move(o.block_)),
+      dev_weights_(o.dev_weights_),
+      dev_biases_(o.dev_biases_),
+      count_(o.count_),
+      bias_count_(o.bias_count_),
+      conv_(o.conv_) {}
+
+WeightStore::~WeightStore() = default;
+
+std::shared_ptr<WeightStore> WeightStore::pending(std::shared_ptr<const WeightStore> base, bool has_bias) {
+  auto s = std::make_shared<WeightStore>();
+  s->has_bias = has_bias;
+  s->filled_ = false;
+  s->base_ = std::move(base);
+  return s;
+}
+
+// The run pointers and the host values of a pending store are its base's: taken under the lock, used after it
+// (the base is kept alive by the shared pointer copied here).
+const float* WeightStore::run_weights() const {
+  std::shared_ptr<const WeightStore> base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (filled_) return dev_weights_ != nullptr ? dev_weights_ : canonical_host();
+    base = base_;
+  }
+  return base ? base->run_weights() : nullptr;
+}
+
+const float* WeightStore::run_biases() const {
+  std::shared_ptr<const WeightStore> base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (filled_) return dev_weights_ != nullptr ? dev_biases_ : biases.data();
+    base = base_;
+  }
+  return base ? base->run_biases() : nullptr;
+}
+
+int64_t WeightStore::run_bias_count() const {
+  std::shared_ptr<const WeightStore> base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (filled_) return bias_count_;
+    base = base_;
+  }
+  return base ? base->run_bias_count() : 0;
+}
+
+std::vector<float> WeightStore::host_weights() const {
+  std::shared_ptr<const WeightStore> base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (filled_) {
+      read_back_locked();
+      return weights;
+    }
+    base = base_;
+  }
+  return base ? base->host_weights() : std::vector<float>{};
+}
+
+std::vector<float> WeightStore::host_biases() const {
+  std::shared_ptr<const WeightStore> base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (filled_) {
+      read_back_locked();
+      return biases;
+    }
+    base = base_;
+  }
+  return base ? base->host_biases() : std::vector<float>{};
+}
+
+void WeightStore::read_back_locked() const {
+  if (!host_stale_) return;
+  // A synchronous copy on the legacy stream: it starts after all work queued so far on the command-buffer
+  // streams (they are blocking streams), so it sees the values the reload's launch wrote.
+  std::vector<float> w(static_cast<std::size_t>(count_)), b(static_cast<std::size_t>(bias_count_));
+  core::throw_if_error(cuda_backend::copy_d2h(block_->device, w.data(), dev_weights_, w.size() * sizeof(float)));
+  core::throw_if_error(cuda_backend::copy_d2h(block_->device, b.data(), dev_biases_, b.size() * sizeof(float)));
+  // The mirror is part of the store's value, not of its identity: a const reader may fill it (under mu_; every
+  // store is created non-const by make_shared, so the cast is well defined).
+  WeightStore& self = const_cast<WeightStore&>(*this);
+  if (conv_) {
+    self.weights.resize(w.size());
+    core::transpose_weights_to_conv(*conv_, w.data(), self.weights.data());
+    self.canonical = std::move(w);
+  } else {
+    self.weights = std::move(w);
+    self.canonical.clear();
+  }
+  self.biases = std::move(b);
+  host_stale_ = false;
+  g_weight_readbacks.fetch_add(1, std::memory_order_relaxed);
+}
+
+void WeightStore::mark_filled(std::shared_ptr<DeviceBlock> block, int64_t n, int64_t nout, bool host_stale,
+                              const core::ConvGeometry* conv) {
+  std::shared_ptr<const WeightStore> dropped;  // released after the lock: its destructor takes its own
+  std::lock_guard<std::mutex> lock(mu_);
+  block_ = std::move(block);
+  dev_weights_ = block_ ? static_cast<const float*>(block_->memory) : nullptr;
+  dev_biases_ = block_ ? at_byte<const float>(block_->memory, bias_offset(n)) : nullptr;
+  count_ = n;
+  bias_count_ = nout;
+  host_stale_ = host_stale;
+  if (conv != nullptr) conv_ = *conv;
+  else conv_.reset();
+  filled_ = true;
+  dropped.swap(base_);
+}
 
 void finish_store(WeightStore& s, const Device& device, const core::ConvGeometry* conv) {
   if (conv != nullptr) {
@@ -48,16 +202,23 @@ void finish_store(WeightStore& s, const Device& device, const core::ConvGeometry
   } else {
     s.canonical.clear();
   }
-  if (device.kind() != DeviceKind::cuda) {
-    s.device_weights = Buffer();
-    s.device_biases = Buffer();
-    return;
+  const auto n = static_cast<int64_t>(s.weights.size()), nout = static_cast<int64_t>(s.biases.size());
+  std::shared_ptr<DeviceBlock> block;
+  if (device.kind() == DeviceKind::cuda) {
+    // A new block, never one a copied store shares: commands that snapshotted another store may still read it.
+    block = std::make_shared<DeviceBlock>(device, block_bytes(n, nout));
+    core::throw_if_error(cuda_backend::copy_h2d(block->device, block->memory, s.canonical_host(),
+                                                static_cast<std::size_t>(n) * sizeof(float)));
+    core::throw_if_error(cuda_backend::copy_h2d(block->device, at_byte<float>(block->memory, bias_offset(n)),
+                                                s.biases.data(), static_cast<std::size_t>(nout) * sizeof(float)));
+    g_weight_uploads.fetch_add(1, std::memory_order_relaxed);
   }
-  // New buffers, never the ones a copied store shares: commands that snapshotted the old store may still
-  // read those.
-  const float* w = s.canonical_host();
-  s.device_weights = Buffer::from_host(device, w, s.weights.size() * sizeof(float));
-  s.device_biases = Buffer::from_host(device, s.biases.data(), s.biases.size() * sizeof(float));
+  s.mark_filled(std::move(block), n, nout, false, conv);
+}
+
+void fill_on_device(WeightStore& s, std::shared_ptr<DeviceBlock> block, int64_t n, int64_t nout,
+                    const core::ConvGeometry* conv) {
+  s.mark_filled(std::move(block), n, nout, true, conv);
   g_weight_uploads.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -116,54 +277,94 @@ void run_bound(const Device& queue, const BoundProblem& b, WorkspaceCache& works
 
 ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const Device& device, const char* kernel,
                                                        const ConvolutionDescriptor& desc, std::mutex& mu,
-                                                       const std::shared_ptr<WeightStore>& weights, bool temporary) {
+                                                       const std::shared_ptr<WeightStore>& weights, bool temporary,
+                                                       const core::ConvGeometry* conv) {
   require_same_device(device, cb.device(), "the command buffer");
   ConvolutionWeightsAndBiasesState s(device, desc);
   s.impl().temporary = temporary;
   std::shared_ptr<WeightStore> w = snapshot(mu, weights);
-  cb.encode(std::string(kernel) + " export weights", [w, s] {
+  const bool on_gpu = in_device_memory(s.weights(), device) && in_device_memory(s.biases(), device);
+  const int64_t n = desc.weight_elements(), nout = desc.output_feature_channels;
+  std::optional<core::ConvGeometry> geometry;
+  if (conv != nullptr) geometry = *conv;
+  Device queue = cb.device();
+  const std::string name = kernel;
+  cb.encode(name + " export weights", [w, s, on_gpu, n, nout, geometry, queue, name] {
     Buffer wb = s.weights(), bb = s.biases();
-    wb.copy_from_host(w->weights.data(), w->weights.size() * sizeof(float), s.weights_offset());
-    bb.copy_from_host(w->biases.data(), w->biases.size() * sizeof(float), s.biases_offset());
+    if (on_gpu) {
+      // Device to device on the queue's stream, back to the kernel's layout (the store keeps the canonical one).
+      const float* src_w = w->run_weights();
+      if (src_w == nullptr) throw_invalid(name, ": the kernel has no weights to export");
+      namespace cw = cuda_backend::weights;
+      core::throw_if_error(cw::copy_weights(
+          queue.ordinal(), queue_streams(queue).main, src_w, at_byte<float>(wb.device_pointer(), s.weights_offset()), n,
+          DataType::float32, geometry ? cw::Reorder::transpose_to_conv : cw::Reorder::none,
+          geometry ? conv_shape(*geometry) : cw::ConvShape{}, w->run_biases(),
+          at_byte<float>(bb.device_pointer(), s.biases_offset()), nout));
+      return;
+    }
+    const std::vector<float> wv = w->host_weights(), bv = w->host_biases();
+    wb.copy_from_host(wv.data(), wv.size() * sizeof(float), s.weights_offset());
+    bb.copy_from_host(bv.data(), bv.size() * sizeof(float), s.biases_offset());
   });
   return s;
 }
 
 void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* kernel, const ConvolutionDescriptor& desc,
                            DataType storage, std::mutex& mu, std::shared_ptr<WeightStore>& weights,
-                           const ConvolutionWeightsAndBiasesState& state, const core::ConvGeometry* conv) {
+                           const ConvolutionWeightsAndBiasesState& state, const core::ConvGeometry* conv,
+                           bool state_biases) {
   if (!state) throw_invalid(kernel, ": reload from a null weights-and-biases state");
   require_same_device(device, cb.device(), "the command buffer");
   const int64_t n = desc.weight_elements();
   if (state.weight_count() < n)
     throw_invalid(kernel, ": the weights state holds ", state.weight_count() * 4, " bytes from offset ",
                   state.weights_offset(), "; the kernel needs ", n * 4, " (4·Nout·kH·kW·Nin/G)");
-  const bool with_biases = state.biases() && state.bias_count() >= desc.output_feature_channels;
+  const int64_t nout = desc.output_feature_channels;
+  const bool with_biases = state_biases && state.biases() && state.bias_count() >= nout;
+  // The device path: the state's values are already where the kernel runs.
+  const bool on_gpu = in_device_memory(state.weights(), device) && (!with_biases || in_device_memory(state.biases(), device));
   std::shared_ptr<WeightStore> old, fresh;
   {
     std::lock_guard<std::mutex> lock(mu);
     old = weights;
-    fresh = std::make_shared<WeightStore>(*old);
+    fresh = WeightStore::pending(old, with_biases || (old && old->has_bias));
     weights = fresh;
   }
-  const int64_t nout = desc.output_feature_channels;
   std::optional<core::ConvGeometry> geometry;
   if (conv != nullptr) geometry = *conv;
-  Device dev = device;
-  cb.encode(std::string(kernel) + " reload weights", [old, fresh, state, n, nout, with_biases, storage, geometry, dev] {
+  Device dev = device, queue = cb.device();
+  cb.encode(std::string(kernel) + " reload weights",
+            [old, fresh, state, n, nout, with_biases, on_gpu, storage, geometry, dev, queue] {
+    const core::ConvGeometry* g = geometry ? &*geometry : nullptr;
+    if (on_gpu) {
+      // One launch on the queue's stream, after the work that wrote the state (an optimizer) and before the runs
+      // encoded after this reload; the host neither copies nor waits. Without new biases in the state, the
+      // biases are copied from the store this one replaces, as they are when this command runs.
+      const float* src_b = with_biases ? at_byte<const float>(state.biases().device_pointer(), state.biases_offset())
+                                       : (old ? old->run_biases() : nullptr);
+      const int64_t bias_count = with_biases ? nout : (old ? old->run_bias_count() : 0);
+      auto block = std::make_shared<DeviceBlock>(dev, block_bytes(n, bias_count));
+      namespace cw = cuda_backend::weights;
+      core::throw_if_error(cw::copy_weights(
+          queue.ordinal(), queue_streams(queue).main,
+          at_byte<const float>(state.weights().device_pointer(), state.weights_offset()),
+          static_cast<float*>(block->memory), n, storage, g ? cw::Reorder::conv_to_transpose : cw::Reorder::none,
+          g ? conv_shape(*g) : cw::ConvShape{}, src_b, at_byte<float>(block->memory, bias_offset(n)), bias_count));
+      fill_on_device(*fresh, std::move(block), n, bias_count, g);
+      return;
+    }
     fresh->weights.resize(static_cast<std::size_t>(n));
     state.weights().copy_to_host(fresh->weights.data(), static_cast<std::size_t>(n) * 4, state.weights_offset());
     round_to_storage(fresh->weights, storage);
     if (with_biases) {
       fresh->biases.resize(static_cast<std::size_t>(nout));
       state.biases().copy_to_host(fresh->biases.data(), static_cast<std::size_t>(nout) * 4, state.biases_offset());
-      fresh->has_bias = true;
-    } else {
-      fresh->biases = old->biases;  // as they are when this command runs
-      fresh->has_bias = old->has_bias;
+    } else if (old) {
+      fresh->biases = old->host_biases();  // as they are when this command runs
     }
     // The one upload of the new values; commands encoded after this reload read them on the device.
-    finish_store(*fresh, dev, geometry ? &*geometry : nullptr);
+    finish_store(*fresh, dev, g);
   });
 }
 

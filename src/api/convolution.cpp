@@ -4,7 +4,8 @@
 // bwd_weights with the weights rotated and their channels swapped); its bias, fused neuron and bias gradient
 // are applied here since the mapping leaves them out. MPS offset → PyTorch padding: pad = h − offset.
 // The kernels keep their weights in the canonical (transpose) layout too, converted once per weight store
-// (api::finish_store), and on a CUDA device resident there; the bias, neuron and bias gradient run as device
+// (api::finish_store, or on the device by a reload from a device-resident state), and on a CUDA device resident
+// there; the bias, neuron and bias gradient run as device
 // kernels (cuda/api_kernels.cu) on the queue's streams, so no command stages an image through the host.
 #include "tconv/convolution.hpp"
 
@@ -96,13 +97,14 @@ void encode_conv_forward(const std::shared_ptr<Convolution::Impl>& kp, CommandBu
                                                   neuron, half));
       return;
     }
+    const float* bias = w->run_biases();  // host values on the CPU
     api::on_host(dst, yv, [&](const core::TensorView& v) {
       for (int64_t n = 0; n < g.n; ++n)
         for (int64_t y = 0; y < g.h_out; ++y)
           for (int64_t x = 0; x < g.w_out; ++x)
             for (int64_t o = 0; o < g.c_out; ++o) {
               const int64_t i = n * v.sn + y * v.sh + x * v.sw + o;
-              const float val = core::load_as_f32(v.data, i, t) + (w->has_bias ? w->biases[o] : 0.0f);
+              const float val = core::load_as_f32(v.data, i, t) + (w->has_bias ? bias[o] : 0.0f);
               core::store_from_f32(v.data, i, t, core::neuron_apply(neuron, val));
             }
       if (half) api::round_view_through_f16(v, t, g.n, g.h_out, g.w_out, g.c_out);
@@ -215,7 +217,8 @@ Image Convolution::encode(CommandBuffer& cb, const Image& src, ConvolutionGradie
 
 ConvolutionWeightsAndBiasesState Convolution::export_weights_and_biases(CommandBuffer& cb, bool temporary) {
   Impl& k = impl();
-  return api::encode_export_weights(cb, k.device, kConv, k.desc, k.mu, k.weights, temporary);
+  const core::ConvGeometry base = base_geometry(k.desc);
+  return api::encode_export_weights(cb, k.device, kConv, k.desc, k.mu, k.weights, temporary, &base);
 }
 
 void Convolution::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
@@ -233,10 +236,13 @@ void Convolution::reload_weights_and_biases_from_data_source() {
   k.weights = std::move(fresh);
 }
 
-std::vector<float> Convolution::current_weights() const { return api::snapshot(impl().mu, impl().weights)->weights; }
+// Host reads: after a device-side reload they read the values back from the device (once per store).
+std::vector<float> Convolution::current_weights() const {
+  return api::snapshot(impl().mu, impl().weights)->host_weights();
+}
 std::vector<float> Convolution::current_biases() const {
   auto w = api::snapshot(impl().mu, impl().weights);
-  return w->has_bias ? w->biases : std::vector<float>{};
+  return w->has_bias ? w->host_biases() : std::vector<float>{};
 }
 
 void Convolution::encode_to(io::Encoder& e, const std::string& p) const {
@@ -409,6 +415,14 @@ void ConvolutionGradient::encode(CommandBuffer& cb, const Image& gy, const Image
       core::throw_if_error(cuda_backend::stream_wait_event(dev, s.main, s.join));
     }
   });
+}
+
+// MPSCNNConvolutionGradient's reloadWeightsAndBiases(with:state:): the data gradient's weights from a float32
+// OHWI state, on the queue (device-side on a CUDA device with the state there); biases play no part.
+void ConvolutionGradient::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
+  Impl& k = impl();
+  const core::ConvGeometry base = base_geometry(k.desc);
+  api::encode_reload_weights(cb, k.device, kGrad, k.desc, k.storage, k.mu, k.weights, state, &base, false);
 }
 
 void ConvolutionGradient::reload_weights_and_biases_from_data_source() {

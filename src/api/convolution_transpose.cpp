@@ -386,7 +386,7 @@ ConvolutionTransposeGradientStateBatch ConvolutionTranspose::temporary_result_st
 
 ConvolutionWeightsAndBiasesState ConvolutionTranspose::export_weights_and_biases(CommandBuffer& cb, bool temporary) {
   Impl& k = impl();
-  return api::encode_export_weights(cb, k.device, kName, k.desc, k.mu, k.weights, temporary);
+  return api::encode_export_weights(cb, k.device, kName, k.desc, k.mu, k.weights, temporary, nullptr);
 }
 
 void ConvolutionTranspose::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
@@ -406,12 +406,13 @@ void ConvolutionTranspose::reload_weights_and_biases_with_data_source(const std:
   reload_weights_and_biases_from_data_source();
 }
 
+// Host reads: after a device-side reload they read the values back from the device (once per store).
 std::vector<float> ConvolutionTranspose::current_weights() const {
-  return api::snapshot(impl().mu, impl().weights)->weights;
+  return api::snapshot(impl().mu, impl().weights)->host_weights();
 }
 std::vector<float> ConvolutionTranspose::current_biases() const {
   auto w = api::snapshot(impl().mu, impl().weights);
-  return w->has_bias ? w->biases : std::vector<float>{};
+  return w->has_bias ? w->host_biases() : std::vector<float>{};
 }
 
 // ---------------------------------------------------------------- copy, coding, description
@@ -426,7 +427,7 @@ ConvolutionTranspose ConvolutionTranspose::copy_to(const Device& device) const {
   c->props = k.props;
   c->storage = k.storage;
   c->uint8_weights = k.uint8_weights;
-  // Its own weights (e11), resident on its own device.
+  // Its own weights (e11), resident on its own device (the copy reads them back from a device-side reload).
   c->weights = api::finished_store(*api::snapshot(k.mu, k.weights), device, nullptr);
   return ConvolutionTranspose(std::move(c));
 }

@@ -335,27 +335,8 @@ void ConvolutionTransposeGradient::encode_batch(CommandBuffer& cb, const ImageBa
 // ---------------------------------------------------------------- weights (a.7.7)
 
 void ConvolutionTransposeGradient::reload_weights_and_biases(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& state) {
-  Impl& k = impl();
-  if (!state) api::throw_invalid(kName, ": reload from a null weights-and-biases state");
-  api::require_same_device(k.device, cb.device(), "the command buffer");
-  const int64_t n = k.desc.weight_elements();
-  if (state.weight_count() < n)
-    api::throw_invalid(kName, ": the weights state holds ", state.weight_count() * 4, " bytes from offset ",
-                       state.weights_offset(), "; the kernel needs ", n * 4, " (4·Nout·kH·kW·Nin/G)");
-  auto fresh = std::make_shared<WeightStore>();
-  {
-    std::lock_guard<std::mutex> lock(k.mu);
-    if (k.weights) *fresh = *k.weights;
-    k.weights = fresh;
-  }
-  const DataType storage = k.storage;
-  Device dev = k.device;
-  cb.encode("ConvolutionTransposeGradient reload weights", [fresh, state, n, storage, dev] {
-    fresh->weights.resize(static_cast<std::size_t>(n));
-    state.weights().copy_to_host(fresh->weights.data(), static_cast<std::size_t>(n) * 4, state.weights_offset());
-    api::round_to_storage(fresh->weights, storage);  // biases play no part in the gradient
-    api::finish_store(*fresh, dev, nullptr);          // the one upload of the new values
-  });
+  Impl& k = impl();  // biases play no part in the gradient: the state's are not read (device-side on CUDA)
+  api::encode_reload_weights(cb, k.device, kName, k.desc, k.storage, k.mu, k.weights, state, nullptr, false);
 }
 
 void ConvolutionTransposeGradient::reload_weights_and_biases_from_data_source() {
@@ -369,7 +350,7 @@ void ConvolutionTransposeGradient::reload_weights_and_biases_from_data_source() 
 
 std::vector<float> ConvolutionTransposeGradient::current_weights() const {
   auto w = api::snapshot(impl().mu, impl().weights);
-  return w ? w->weights : std::vector<float>{};
+  return w ? w->host_weights() : std::vector<float>{};
 }
 
 // ---------------------------------------------------------------- copy, coding, description
@@ -432,7 +413,7 @@ bool ConvolutionTransposeGradient::equals(const ConvolutionTransposeGradient& o)
     return false;
   auto wa = api::snapshot(impl_->mu, impl_->weights), wb = api::snapshot(o.impl_->mu, o.impl_->weights);
   if (!wa || !wb) return !wa && !wb;
-  return wa->weights == wb->weights;
+  return wa->host_weights() == wb->host_weights();
 }
 
 }  // namespace tconv

@@ -114,28 +114,79 @@ template <class... T>
 
 // ---------------------------------------------------------------- weights
 
+// Device memory of one weight store: its canonical weights, then its biases. Not zero-filled (every value is
+// written before a run reads it); freed stream-ordered (cuda/backend.hpp), so runs already queued finish first.
+struct DeviceBlock {
+  DeviceBlock(const Device& device, std::size_t bytes);  // throws Error (out_of_memory) on failure
+  ~DeviceBlock();
+  DeviceBlock(const DeviceBlock&) = delete;
+  DeviceBlock& operator=(const DeviceBlock&) = delete;
+  int device = 0;
+  void* memory = nullptr;
+};
+
 // Weights as a kernel keeps them: float32 OHWI (already rounded to the storage precision), biases Nout.
-// A store is filled once (construction, a reload command) and finished by finish_store(); it never changes
-// after that — a reload makes a new store — so commands encoded earlier keep the store they snapshotted.
-struct WeightStore {
+// A store never changes once filled — a reload makes a new store — so commands encoded earlier keep the store
+// they snapshotted. A store is filled in one of three ways:
+//  * built on the host (load_weights, a copy) and finished by finish_store (on CUDA: one upload);
+//  * by a reload command from a weights state in host memory: the same, when the command runs;
+//  * by a reload command from a weights state in the device's memory (CUDA): on the device, in stream order
+//    (cuda/weights_backend.hpp); the host values are then a mirror read back only when someone reads them
+//    (host_weights/host_biases, a copy) — never during a training step.
+// Between a reload's encode and its command the store is pending: it reads as the store it replaces (the values
+// a kernel has until the reload runs; also what a reload skipped by a failed command buffer leaves).
+class WeightStore {
+ public:
+  // The host values. Written directly only while a store is built, before it is shared (load_weights,
+  // finish_store); a kernel's store is read through host_weights()/host_biases(), which read the device's values
+  // back when a device-side reload filled it.
   std::vector<float> weights;
   std::vector<float> biases;  // Nout values (zeros when the data source has none)
-  bool has_bias = false;
+  bool has_bias = false;      // fixed when the store is made (a reload knows it at encode time)
   // The weights in the canonical transposed-convolution layout when the kernel's own layout differs (the
   // plain convolution: rotated, channels swapped, core/direction.hpp); empty when `weights` is canonical.
   std::vector<float> canonical;
-  // CUDA: device copies of the canonical weights and of the biases, uploaded by finish_store — once per store,
-  // not per run (runs only read them).
-  Buffer device_weights, device_biases;
+
+  WeightStore() = default;
+  // A host store with o's values (read back from the device first when needed); finish_store gives it its own
+  // device copy. Copies are how a kernel copy (e11) takes its weights.
+  WeightStore(const WeightStore& o);
+  WeightStore(WeightStore&& o) noexcept;  // for stores being built (not shared yet)
+  WeightStore& operator=(const WeightStore&) = delete;
+  WeightStore& operator=(WeightStore&&) = delete;
+  ~WeightStore();
+
+  // A pending store standing for `base` (null: no values yet) until a reload command fills it.
+  static std::shared_ptr<WeightStore> pending(std::shared_ptr<const WeightStore> base, bool has_bias);
+
+  // The pointers a run takes: the device copies on a CUDA device, the host values on the CPU.
+  const float* run_weights() const;
+  const float* run_biases() const;
+  int64_t run_bias_count() const;  // the biases run_biases() points to (Nout; 0 for a gradient store never loaded)
+  // The values on the host (kernel layout; Nout biases), read back from the device once after a device fill.
+  std::vector<float> host_weights() const;
+  std::vector<float> host_biases() const;
 
   const float* canonical_host() const { return canonical.empty() ? weights.data() : canonical.data(); }
-  // The pointers a run takes: the device copies on a CUDA device, the host values on the CPU.
-  const float* run_weights() const {
-    return device_weights ? static_cast<const float*>(device_weights.device_pointer()) : canonical_host();
-  }
-  const float* run_biases() const {
-    return device_biases ? static_cast<const float*>(device_biases.device_pointer()) : biases.data();
-  }
+
+ private:
+  friend void finish_store(WeightStore& s, const Device& device, const core::ConvGeometry* conv);
+  friend void fill_on_device(WeightStore& s, std::shared_ptr<DeviceBlock> block, int64_t n, int64_t nout,
+                             const core::ConvGeometry* conv);
+  void read_back_locked() const;  // the device → host mirror refresh; mu_ held
+  // Marks the store filled (values and device copy in place) and drops the store it stood for.
+  void mark_filled(std::shared_ptr<DeviceBlock> block, int64_t n, int64_t nout, bool host_stale,
+                   const core::ConvGeometry* conv);
+
+  mutable std::mutex mu_;
+  bool filled_ = true;                        // false while pending
+  std::shared_ptr<const WeightStore> base_;   // while pending: the store this one reads as
+  mutable bool host_stale_ = false;           // the host vectors must be read back from the device block
+  std::shared_ptr<DeviceBlock> block_;        // CUDA: canonical weights at 0, biases at bias_offset
+  const float* dev_weights_ = nullptr;
+  const float* dev_biases_ = nullptr;
+  int64_t count_ = 0, bias_count_ = 0;        // values in the device block
+  std::optional<core::ConvGeometry> conv_;    // the plain convolution's geometry (the mirror's layout), if any
 };
 
 // Internal weight precision requested by a data source (e7): float32 (no rounding), float16 or bfloat16.
@@ -148,13 +199,23 @@ void round_to_storage(std::vector<float>& w, DataType storage);
 WeightStore load_weights(ConvolutionDataSource& ds, const ConvolutionDescriptor& desc, DataType storage, bool fold);
 // Checks the data-source answers kernels depend on (layout, kernel_weights_data_type vs data_type).
 void check_data_source(const ConvolutionDataSource& ds, const char* kernel_name);
-// Completes a store whose values are final: the canonical copy when `conv` (the plain convolution's geometry;
-// null for the transposed kernels) and, on a CUDA device, the device copies (counted by weight_uploads()).
+// Completes a store whose host values are final: the canonical copy when `conv` (the plain convolution's
+// geometry; null for the transposed kernels) and, on a CUDA device, the device copy (counted by weight_uploads()).
+// Marks the store filled.
 void finish_store(WeightStore& s, const Device& device, const core::ConvGeometry* conv);
 std::shared_ptr<WeightStore> finished_store(WeightStore s, const Device& device, const core::ConvGeometry* conv);
-// Weight/bias uploads to CUDA devices since the process started (each finish_store on a CUDA device counts
-// one): lets tests check that runs do not upload weights.
+// Marks a store filled on the device: `block` holds its n canonical weights and, after them, nout biases (written
+// by work already queued on the device); the host values become a mirror read back on first use.
+void fill_on_device(WeightStore& s, std::shared_ptr<DeviceBlock> block, int64_t n, int64_t nout,
+                    const core::ConvGeometry* conv);
+// Device weight copies made since the process started: each finish_store on a CUDA device and each device-side
+// reload counts one. Lets tests check that encodes and runs do not make them.
 uint64_t weight_uploads() noexcept;
+// Device → host reads of a store's values since the process started (the lazy mirror refresh): lets tests check
+// that reloads and runs on the device never read weights back.
+uint64_t weight_readbacks() noexcept;
+// Whether a buffer lives in the memory of CUDA device `device` (device-only memory of the same ordinal).
+bool in_device_memory(const Buffer& b, const Device& device);
 
 // ---------------------------------------------------------------- images and running
 
@@ -200,18 +261,23 @@ CudaStreams& queue_streams(const Device& queue);
 void run_bound(const Device& queue, const BoundProblem& b, WorkspaceCache& workspace, int slot,
                void* stream = nullptr);
 
-// export_weights_and_biases / reload_weights_and_biases of the kernels that own weights (the transpose and
-// the plain convolution): `weights` is the kernel's store guarded by `mu`; `kernel` names it in messages
-// and command labels. Export encodes a copy of the current store into a new float32 state; reload swaps in
-// a new store now (later encodes see it) and fills it when the command runs (rounded to `storage`; null
-// or short biases in the state keep the biases as they are then).
+// export_weights_and_biases / reload_weights_and_biases of the kernels that own weights: `weights` is the
+// kernel's store guarded by `mu`; `kernel` names it in messages and command labels; `conv` is the plain
+// convolution's geometry (its weights are kept canonical, core/direction.hpp), null for the transposed kernels.
+// Export encodes a copy of the current store into a new float32 state (kernel layout). Reload swaps in a new,
+// pending store now (later encodes see it) and fills it when the command runs, rounded to `storage`; null or
+// short biases in the state — or `state_biases` false (the gradient kernels, whose biases play no part) — keep
+// the biases as they are then. On a CUDA device with the state in the device's memory both are one launch on
+// the queue's stream (cuda/weights_backend.hpp): no host copy, no host synchronisation; otherwise the values
+// pass through the host as the CPU path does.
 ConvolutionWeightsAndBiasesState encode_export_weights(CommandBuffer& cb, const Device& device, const char* kernel,
                                                        const ConvolutionDescriptor& desc, std::mutex& mu,
-                                                       const std::shared_ptr<WeightStore>& weights, bool temporary);
-// `conv`: the plain convolution's geometry for finish_store (null for the transpose).
+                                                       const std::shared_ptr<WeightStore>& weights, bool temporary,
+                                                       const core::ConvGeometry* conv);
 void encode_reload_weights(CommandBuffer& cb, const Device& device, const char* kernel, const ConvolutionDescriptor& desc,
                            DataType storage, std::mutex& mu, std::shared_ptr<WeightStore>& weights,
-                           const ConvolutionWeightsAndBiasesState& state, const core::ConvGeometry* conv);
+                           const ConvolutionWeightsAndBiasesState& state, const core::ConvGeometry* conv,
+                           bool state_biases = true);
 
 // Runs f on a host-addressable version of view v of img (the view itself on the CPU; a staged copy of the
 // image, written back afterwards, for device-only memory).
@@ -399,6 +465,7 @@ bool unary_kernels_equal(KernelImpl& a, KernelImpl& b) {
   if (&a == &b) return true;
   if (!(a.desc == b.desc) || !(a.props == b.props) || a.label != b.label || a.storage != b.storage) return false;
   auto wa = snapshot(a.mu, a.weights), wb = snapshot(b.mu, b.weights);
-  return wa->weights == wb->weights && wa->biases == wb->biases && wa->has_bias == wb->has_bias;
+  return wa->has_bias == wb->has_bias && wa->host_weights() == wb->host_weights() &&
+         wa->host_biases() == wb->host_biases();
 }
 }  // namespace tconv::api

@@ -15,7 +15,9 @@
 #include "core/dtype.hpp"
 #include "core/optimizer_math.hpp"
 #include "core/pointwise.hpp"
+#include "cuda/backend.hpp"
 #include "cuda/training_math.hpp"
+#include "cuda/weights_backend.hpp"  // the spin kernel and stream probe of the reload tests
 #include "mps_reference.hpp"
 
 using namespace tconv;
@@ -859,4 +861,257 @@ TEST(CudaDevice, TrainingStepsStayOnTheDeviceAndMatchTheCpu) {
   ASSERT_EQ(got.params.size(), want.params.size());
   for (size_t i = 0; i < want.params.size(); ++i)
     EXPECT_NEAR(got.params[i], want.params[i], 1e-6) << "parameter " << i;
+}
+
+// ---------------------------------------------------------------- device-side weight reloads
+//
+// A reload from a weights state in the GPU's memory is one launch on the queue's stream (api::encode_reload_weights,
+// src/cuda/weights_kernels.cu): the same values as the reload through the host (same rounding to the storage
+// type, same layout), no host copy and no wait for the GPU, and the host values of the kernel are read back only
+// when someone reads them (current weights, equality, copies), once per reload.
+
+namespace {
+
+namespace cwb = tconv::cuda_backend::weights;
+
+// Weights that round differently in each storage type: random values plus a float16 subnormal, a float16 tie
+// (1 + 2⁻¹¹ rounds to even, 1) and a bfloat16 tie (−(1 + 2⁻⁸) rounds to −1).
+std::vector<float> reload_values(size_t n, uint32_t seed) {
+  std::vector<float> v = spread(n, seed, -2.0f, 2.0f);
+  v[0] = 3.0e-6f;
+  v[1] = 1.0f + std::ldexp(1.0f, -11);
+  v[2] = -(1.0f + std::ldexp(1.0f, -8));
+  return v;
+}
+
+std::vector<float> rounded(std::vector<float> v, DataType storage) {
+  for (float& x : v) {
+    if (storage == DataType::float16) x = core::f16_to_f32(core::f32_to_f16(x));
+    if (storage == DataType::bfloat16) x = core::bf16_to_f32(core::f32_to_bf16(x));
+  }
+  return v;
+}
+
+ConvolutionWeightsAndBiasesState state_on(const Device& where, const std::vector<float>& w, const std::vector<float>& b) {
+  return ConvolutionWeightsAndBiasesState(Buffer::from_host(where, w.data(), w.size() * 4),
+                                          Buffer::from_host(where, b.data(), b.size() * 4));
+}
+
+std::vector<float> float_values(const Buffer& b, std::size_t offset, size_t count) {
+  std::vector<float> f(count);
+  b.copy_to_host(f.data(), count * 4, offset);
+  return f;
+}
+
+void expect_bits(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_TRUE(same_bits(got[i], want[i])) << what << " at " << i << ": " << got[i] << " vs " << want[i];
+}
+
+void expect_bits(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_TRUE(std::memcmp(&got[i], &want[i], sizeof(double)) == 0) << what << " at " << i << ": " << got[i] << " vs "
+                                                                     << want[i];
+}
+
+// The four kernels that own weights: a grouped, strided transpose and its gradient, a grouped, strided
+// convolution and its gradient (the convolution's store is kept canonical: the reload reorders).
+struct WeightKernels {
+  static ConvolutionDescriptor descriptor() {
+    ConvolutionDescriptor d(3, 3, 6, 8);
+    d.stride_x = d.stride_y = 2;
+    d.groups = 2;
+    return d;
+  }
+  static std::shared_ptr<ArrayDataSource> data_source(uint32_t seed, DataType storage) {
+    const ConvolutionDescriptor d = descriptor();
+    auto ds = source(d, randoms(static_cast<size_t>(d.weight_elements()), seed), randoms(8, seed + 1));
+    if (storage != DataType::float32) ds->set_kernel_weights_data_type(storage);
+    return ds;
+  }
+  WeightKernels(const Device& d, DataType storage)
+      : dev(d), t(d, data_source(301, storage)), tg(d, data_source(301, storage)), c(d, data_source(303, storage)),
+        cg(d, data_source(303, storage)) {}
+  void reload(CommandBuffer& cb, const ConvolutionWeightsAndBiasesState& ts, const ConvolutionWeightsAndBiasesState& cs) {
+    t.reload_weights_and_biases(cb, ts);
+    tg.reload_weights_and_biases(cb, ts);
+    c.reload_weights_and_biases(cb, cs);
+    cg.reload_weights_and_biases(cb, cs);
+  }
+  // Every weight-reading run: the transpose's forward and data gradient, the convolution's forward and data
+  // gradient, on fixed random inputs.
+  std::vector<std::vector<double>> outputs() {
+    CommandBuffer cb(dev);
+    Image x = make_image(dev, randoms(2 * 5 * 5 * 6, 311), 2, 5, 5, 6);
+    ConvolutionTransposeGradientState st;
+    Image y = t.encode(cb, x, ConvolutionGradientState(), st, false);
+    Image gy = make_image(dev, randoms(static_cast<size_t>(y.element_count()), 312), 2, y.height(), y.width(), 8);
+    Image gx = tg.encode(cb, gy, x, st);
+    Image xc = make_image(dev, randoms(2 * 9 * 9 * 6, 313), 2, 9, 9, 6);
+    ConvolutionGradientState cs;
+    Image yc = c.encode(cb, xc, cs, false);
+    Image gyc = make_image(dev, randoms(static_cast<size_t>(yc.element_count()), 314), 2, yc.height(), yc.width(), 8);
+    Image gxc = cg.encode(cb, gyc, xc, cs);
+    run(cb);
+    return {read_all(y), read_all(gx), read_all(yc), read_all(gxc)};
+  }
+  Device dev;
+  ConvolutionTranspose t;
+  ConvolutionTransposeGradient tg;
+  Convolution c;
+  ConvolutionGradient cg;
+};
+
+}  // namespace
+
+// The device-side reload equals the reload through the host bit for bit — weights rounded to the storage type
+// the same way, the convolution's reordered the same way, biases alike — and so do the runs that read them; the
+// runs read nothing back to the host.
+TEST(CudaDevice, DeviceSideReloadEqualsTheHostPathBitForBit) {
+  if (Device::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  Device gpu = Device::cuda(0), cpu = Device::cpu(2);
+  const ConvolutionDescriptor d = WeightKernels::descriptor();
+  const auto n = static_cast<size_t>(d.weight_elements());
+  const std::vector<float> tw = reload_values(n, 321), tb = spread(8, 322, -1.0f, 1.0f);
+  const std::vector<float> cw = reload_values(n, 323), cb_ = spread(8, 324, -1.0f, 1.0f);
+  for (DataType storage : {DataType::float32, DataType::float16, DataType::bfloat16}) {
+    SCOPED_TRACE(std::string("storage ") + std::string(to_string(storage)));
+    WeightKernels on_device(gpu, storage), through_host(gpu, storage), on_cpu(cpu, storage);
+    {
+      CommandBuffer a(gpu), b(gpu), c(cpu);
+      const uint64_t u0 = api::weight_uploads();
+      on_device.reload(a, state_on(gpu, tw, tb), state_on(gpu, cw, cb_));  // device-only buffers: the device path
+      run(a);
+      EXPECT_EQ(api::weight_uploads(), u0 + 4) << "one device copy per reload";
+      through_host.reload(b, state_on(cpu, tw, tb), state_on(cpu, cw, cb_));  // host memory: through the host
+      run(b);
+      on_cpu.reload(c, state_on(cpu, tw, tb), state_on(cpu, cw, cb_));
+      run(c);
+    }
+    const uint64_t r0 = api::weight_readbacks();
+    const auto got = on_device.outputs(), want = through_host.outputs();
+    EXPECT_EQ(api::weight_readbacks(), r0) << "runs after a device-side reload must not read the weights back";
+    for (size_t k = 0; k < want.size(); ++k) expect_bits(got[k], want[k], "run " + std::to_string(k));
+
+    const std::vector<float> tw_r = rounded(tw, storage), cw_r = rounded(cw, storage);
+    if (storage == DataType::float16) {
+      EXPECT_EQ(tw_r[1], 1.0f);
+      EXPECT_NE(tw_r[0], tw[0]) << "the float16 subnormal rounds";
+    }
+    if (storage == DataType::bfloat16) EXPECT_EQ(tw_r[2], -1.0f);
+    for (WeightKernels* k : {&on_device, &through_host, &on_cpu}) {
+      expect_bits(k->t.current_weights(), tw_r, "transpose weights");
+      expect_bits(k->t.current_biases(), tb, "transpose biases");
+      expect_bits(k->tg.current_weights(), tw_r, "transpose gradient weights");
+      expect_bits(k->c.current_weights(), cw_r, "convolution weights (its own OHWI layout)");
+      expect_bits(k->c.current_biases(), cb_, "convolution biases");
+    }
+    EXPECT_GT(api::weight_readbacks(), r0) << "host reads of a device-side reload read it back";
+  }
+}
+
+// Neither the encode nor the command of a device-side reload waits for the GPU: with the stream kept busy by
+// a long kernel before the reloads, the stream is still busy when the command after the reloads runs. The
+// control (an explicit synchronisation in the same place) shows that the probe sees an idle stream.
+TEST(CudaDevice, DeviceSideReloadDoesNotWaitForTheGpu) {
+  if (Device::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  Device gpu = Device::cuda(0);
+  const ConvolutionDescriptor d = WeightKernels::descriptor();
+  const auto n = static_cast<size_t>(d.weight_elements());
+  const std::vector<float> tw = reload_values(n, 331), tb = spread(8, 332, -1.0f, 1.0f);
+  const std::vector<float> cw = reload_values(n, 333), cb_ = spread(8, 334, -1.0f, 1.0f);
+  const ConvolutionWeightsAndBiasesState ts = state_on(gpu, tw, tb), cs = state_on(gpu, cw, cb_);
+  WeightKernels k(gpu, DataType::float16);
+  for (bool control : {false, true}) {
+    CommandBuffer cb(gpu);
+    void* stream = cb.cuda_stream();
+    cb.encode("spin", [stream] { core::throw_if_error(cwb::spin(0, stream, 300000)); });  // 0.3 s of GPU time
+    const uint64_t r0 = api::weight_readbacks();
+    k.reload(cb, ts, cs);
+    if (control)
+      cb.encode("synchronise", [stream] { core::throw_if_error(cuda_backend::stream_synchronize(0, stream)); });
+    bool idle = true;
+    cb.encode("probe", [stream, &idle] { core::throw_if_error(cwb::stream_idle(0, stream, &idle)); });
+    run(cb);
+    EXPECT_EQ(api::weight_readbacks(), r0);
+    if (control) EXPECT_TRUE(idle) << "control: after a synchronisation the probe must see the stream idle";
+    else EXPECT_FALSE(idle) << "a device-side reload waited for the GPU work queued before it";
+  }
+  // And the reloads took effect, in queue order, with the host path's values.
+  WeightKernels through_host(gpu, DataType::float16);
+  CommandBuffer cb(gpu);
+  through_host.reload(cb, state_on(Device::cpu(1), tw, tb), state_on(Device::cpu(1), cw, cb_));
+  run(cb);
+  const auto got = k.outputs(), want = through_host.outputs();
+  for (size_t i = 0; i < want.size(); ++i) expect_bits(got[i], want[i], "run " + std::to_string(i));
+}
+
+// The host values of a device-side reload are read back lazily: export stays on the device; the first host read
+// reads the store back once (current weights and biases together), later reads do not; copies and equality see
+// the reloaded values; the convolution's values come back in its own layout.
+TEST(CudaDevice, DeviceSideReloadHostValuesAreReadBackLazily) {
+  if (Device::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  Device gpu = Device::cuda(0), cpu = Device::cpu(2);
+  const ConvolutionDescriptor d = WeightKernels::descriptor();
+  const auto n = static_cast<size_t>(d.weight_elements());
+  const DataType storage = DataType::bfloat16;
+  const std::vector<float> tw = reload_values(n, 341), tb = spread(8, 342, -1.0f, 1.0f);
+  const std::vector<float> cw = reload_values(n, 343), cb_ = spread(8, 344, -1.0f, 1.0f);
+  const std::vector<float> tw_r = rounded(tw, storage), cw_r = rounded(cw, storage);
+  WeightKernels k(gpu, storage);
+  {
+    CommandBuffer cb(gpu);
+    k.reload(cb, state_on(gpu, tw, tb), state_on(gpu, cw, cb_));
+    run(cb);
+  }
+  const uint64_t r0 = api::weight_readbacks();
+  // Export: device to device, back in the kernel's layout.
+  CommandBuffer e(gpu);
+  ConvolutionWeightsAndBiasesState et = k.t.export_weights_and_biases(e, false), ec = k.c.export_weights_and_biases(e, false);
+  run(e);
+  EXPECT_EQ(api::weight_readbacks(), r0) << "export must stay on the device";
+  expect_bits(float_values(et.weights(), et.weights_offset(), n), tw_r, "exported transpose weights");
+  expect_bits(float_values(et.biases(), et.biases_offset(), 8), tb, "exported transpose biases");
+  expect_bits(float_values(ec.weights(), ec.weights_offset(), n), cw_r, "exported convolution weights");
+  expect_bits(float_values(ec.biases(), ec.biases_offset(), 8), cb_, "exported convolution biases");
+
+  // Host reads: one read back per store, on first use.
+  expect_bits(k.t.current_weights(), tw_r, "transpose weights");
+  EXPECT_EQ(api::weight_readbacks(), r0 + 1);
+  expect_bits(k.t.current_biases(), tb, "transpose biases");
+  expect_bits(k.t.current_weights(), tw_r, "transpose weights again");
+  EXPECT_EQ(api::weight_readbacks(), r0 + 1) << "the mirror is read back once";
+  expect_bits(k.c.current_weights(), cw_r, "convolution weights");
+  EXPECT_EQ(api::weight_readbacks(), r0 + 2);
+
+  // Copies take the reloaded values (e11), on either device; equality compares them.
+  ConvolutionTranspose t_gpu = k.t.copy_to(gpu), t_cpu = k.t.copy_to(cpu);
+  expect_bits(t_gpu.current_weights(), tw_r, "copy on the GPU");
+  expect_bits(t_cpu.current_weights(), tw_r, "copy on the CPU");
+  expect_bits(t_cpu.current_biases(), tb, "copy's biases");
+  EXPECT_TRUE(t_gpu.equals(k.t));
+  ConvolutionTransposeGradient tg_copy = k.tg.copy_to(gpu);
+  expect_bits(tg_copy.current_weights(), tw_r, "gradient copy");
+  EXPECT_TRUE(tg_copy.equals(k.tg));
+  {
+    // The copy runs with the reloaded values too.
+    CommandBuffer cb(gpu);
+    Image x = make_image(gpu, randoms(2 * 5 * 5 * 6, 345), 2, 5, 5, 6);
+    Image y1 = k.t.encode(cb, x), y2 = t_gpu.encode(cb, x);
+    run(cb);
+    expect_bits(read_all(y2), read_all(y1), "copy's forward");
+  }
+  // A second kernel reloaded from equal values compares equal; before it is read it costs no read back.
+  WeightKernels other(gpu, storage);
+  const uint64_t r1 = api::weight_readbacks();
+  {
+    CommandBuffer cb(gpu);
+    other.reload(cb, state_on(gpu, tw, tb), state_on(gpu, cw, cb_));
+    run(cb);
+  }
+  EXPECT_EQ(api::weight_readbacks(), r1);
+  EXPECT_TRUE(other.t.equals(k.t));
+  EXPECT_TRUE(other.c.equals(k.c));
 }

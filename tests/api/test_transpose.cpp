@@ -546,3 +546,44 @@ TEST(ConvolutionTranspose, DepthwiseDescriptorIsGroupsEqualToChannels) {
   run(cb);
   expect_equal(read_all(y), forward(Geo1{3, 6, 3, 3, 3, 2, 2, 1, 1}, xv, 1, 2, 2, w, {}, 3, 3, 0, 0), "depthwise");
 }
+
+// A reload takes effect in queue order: until its command runs the kernel reads as before (host reads and runs
+// alike); a reload skipped because its command buffer failed earlier leaves the weights as they were, and later
+// command buffers run with them.
+TEST(ConvolutionTranspose, ReloadTakesEffectWhenItRunsAndASkippedReloadKeepsTheWeights) {
+  Device dev = Device::cpu(1);
+  ConvolutionDescriptor d(1, 1, 1, 1);
+  auto ds = source(d, {2}, {1});
+  ConvolutionTranspose t(dev, ds);
+  ConvolutionTransposeGradient g(dev, ds);
+  Image x = make_image(dev, {3}, 1, 1, 1, 1);
+  auto state = [&](float w, float b) {
+    return ConvolutionWeightsAndBiasesState(Buffer::from_host(dev, &w, 4), Buffer::from_host(dev, &b, 4));
+  };
+  CommandBuffer cb(dev);
+  t.reload_weights_and_biases(cb, state(5, -1));
+  g.reload_weights_and_biases(cb, state(5, -1));
+  EXPECT_EQ(t.current_weights(), (std::vector<float>{2})) << "encoded, not run: the weights are as before";
+  EXPECT_EQ(t.current_biases(), (std::vector<float>{1}));
+  EXPECT_EQ(g.current_weights(), (std::vector<float>{2}));
+  EXPECT_TRUE(t.copy_to(dev).equals(ConvolutionTranspose(dev, ds)));
+  run(cb);
+  EXPECT_EQ(t.current_weights(), (std::vector<float>{5}));
+  EXPECT_EQ(t.current_biases(), (std::vector<float>{-1}));
+  EXPECT_EQ(g.current_weights(), (std::vector<float>{5}));
+
+  CommandBuffer bad(dev);
+  bad.encode("injected failure", [] { throw Error(ErrorCode::internal, "injected"); });
+  t.reload_weights_and_biases(bad, state(7, 9));
+  g.reload_weights_and_biases(bad, state(7, 9));
+  bad.commit();
+  bad.wait_until_completed();
+  EXPECT_EQ(bad.status(), CommandBufferStatus::error);
+  EXPECT_EQ(t.current_weights(), (std::vector<float>{5})) << "a skipped reload keeps the weights";
+  EXPECT_EQ(t.current_biases(), (std::vector<float>{-1}));
+  EXPECT_EQ(g.current_weights(), (std::vector<float>{5}));
+  CommandBuffer later(dev);
+  Image y = t.encode(later, x);
+  run(later);
+  EXPECT_EQ(y.read_floats()[0], 3.0f * 5.0f - 1.0f);
+}

@@ -135,44 +135,69 @@ struct AutoEncoder::Impl {
     l.adam.emplace(device, learning_rate);
   }
 
-  // The neuron results of one batch size, kept from step to step: the neuron kernels write into them
-  // (explicit-destination encode) instead of allocating and zero-filling fresh images every step. Safe
-  // because each step waits for its command buffer before the next one encodes.
-  struct NeuronOutputs {
-    Image a1, a2, a3, y;
+  // Every image of one batch size, kept from step to step: the kernels write into them (explicit-destination
+  // encodes) instead of allocating and zero-filling fresh images every step — on a GPU each fresh image is an
+  // allocation, a fill and a free on the host's critical path. Safe because each step waits for its command
+  // buffer before the next one encodes. Pre-activations h*, activations a* and y, and the data gradients
+  // dL/da3 (g3), dL/da2 (g2), dL/da1 (g1), each also overwritten in place by the neuron gradient after it.
+  struct StepImages {
+    Image h1, a1, h2, a2, h3, a3, h4, y, g3, g2, g1;
   };
-  std::map<int64_t, NeuronOutputs> neuron_outputs;
-  NeuronOutputs& outputs_for(int64_t n) {
-    auto it = neuron_outputs.find(n);
-    if (it != neuron_outputs.end()) return it->second;
+  std::map<int64_t, StepImages> step_images;
+  StepImages& images_for(int64_t n) {
+    auto it = step_images.find(n);
+    if (it != step_images.end()) return it->second;
     auto make = [&](int64_t side, int64_t channels) {
       return Image(device, ImageDescriptor{.width = side, .height = side, .feature_channels = channels,
                                            .number_of_images = n});
     };
-    return neuron_outputs[n] = NeuronOutputs{make(14, 32), make(7, 64), make(14, 32), make(kImageSide, 1)};
+    return step_images[n] = StepImages{make(14, 32), make(14, 32), make(7, 64), make(7, 64), make(14, 32), make(14, 32),
+                                       make(kImageSide, 1), make(kImageSide, 1), make(14, 32), make(7, 64), make(14, 32)};
+  }
+  // The sizing a kernel's allocating encode does, checked against the kept image (the geometry is fixed, so a
+  // mismatch is a wiring mistake here).
+  static void check_size(const ImageDescriptor& d, const Image& img, const char* what) {
+    if (d.width != img.width() || d.height != img.height() || d.feature_channels != img.feature_channels())
+      throw Error(ErrorCode::internal, std::string("train: ") + what + " is sized " + std::to_string(d.width) + "x" +
+                                           std::to_string(d.height) + "x" + std::to_string(d.feature_channels) +
+                                           " but its kept image is " + std::to_string(img.width()) + "x" +
+                                           std::to_string(img.height()) + "x" + std::to_string(img.feature_channels()));
   }
 
   // Forward pass. Keeps every pre-activation (the neuron gradients need the neuron's input) and the
-  // gradient states. Sizes: X 28×28×1 → 14×14×32 → 7×7×64 → 14×14×32 → 28×28×1.
+  // gradient states. Sizes: X 28×28×1 → 14×14×32 → 7×7×64 → 14×14×32 → 28×28×1. Each encode is the
+  // allocating form's steps with the kept destination: sizing (which sets the kernel's offsets), the result
+  // state, the explicit-destination encode.
   struct Forward {
     Image h1, a1, h2, a2, h3, a3, h4, y;
     ConvolutionGradientState s1, s2;
     ConvolutionTransposeGradientState t1, t2;
   };
-  Forward forward(CommandBuffer& cb, const Image& x, bool training) {
+  Forward forward(CommandBuffer& cb, const Image& x) {
     Forward f;
-    const NeuronOutputs& o = outputs_for(x.number_of_images());
-    f.a1 = o.a1, f.a2 = o.a2, f.a3 = o.a3, f.y = o.y;
+    const StepImages& o = images_for(x.number_of_images());
+    f.h1 = o.h1, f.a1 = o.a1, f.h2 = o.h2, f.a2 = o.a2, f.h3 = o.h3, f.a3 = o.a3, f.h4 = o.h4, f.y = o.y;
     Layer &e1 = layers[0], &e2 = layers[1], &d1 = layers[2], &d2 = layers[3];
-    f.h1 = e1.conv.encode(cb, x, f.s1, !training);
-    relu.encode(cb, f.h1, f.a1);
-    f.h2 = e2.conv.encode(cb, f.a1, f.s2, !training);
-    relu.encode(cb, f.h2, f.a2);
+    auto conv = [&](Layer& l, const Image& src, Image& dst, ConvolutionGradientState& state) {
+      check_size(l.conv.destination_image_descriptor(src), dst, l.name.c_str());
+      state = l.conv.result_state(src, dst);
+      l.conv.encode(cb, src, dst);
+    };
     // The auto-encoder pairing (a.5.5 B): each transpose is sized by the gradient state of the convolution
     // it undoes, so dec1 returns enc2's source size (14×14) and dec2 enc1's (28×28).
-    f.h3 = d1.deconv.encode(cb, f.a2, f.s2, f.t1, !training);
+    auto deconv = [&](Layer& l, const Image& src, const ConvolutionGradientState& paired, Image& dst,
+                      ConvolutionTransposeGradientState& state) {
+      check_size(l.deconv.destination_image_descriptor({src}, {paired}), dst, l.name.c_str());
+      state = l.deconv.result_state(src, {paired}, dst);
+      l.deconv.encode_to_state(cb, src, state, dst);
+    };
+    conv(e1, x, f.h1, f.s1);
+    relu.encode(cb, f.h1, f.a1);
+    conv(e2, f.a1, f.h2, f.s2);
+    relu.encode(cb, f.h2, f.a2);
+    deconv(d1, f.a2, f.s2, f.h3, f.t1);
     relu.encode(cb, f.h3, f.a3);
-    f.h4 = d2.deconv.encode(cb, f.a3, f.s1, f.t2, !training);
+    deconv(d2, f.a3, f.s1, f.h4, f.t2);
     sigmoid.encode(cb, f.h4, f.y);
     return f;
   }
@@ -207,8 +232,17 @@ struct AutoEncoder::Impl {
     cb.label = "train step";
     const Image x = input_image(n);
     upload_input(cb, x, images);
-    Forward f = forward(cb, x, true);
+    Forward f = forward(cb, x);
+    const StepImages& o = images_for(n);
     Layer &e1 = layers[0], &e2 = layers[1], &d1 = layers[2], &d2 = layers[3];
+    // The data gradient of a transposed convolution into a kept image (configuration as its allocating form).
+    auto deconv_grad = [&](Layer& l, const Image& gy, const Image& src, const ConvolutionTransposeGradientState& st,
+                           const Image& dst) {
+      check_size(l.deconv_grad.destination_image_descriptor({gy, src}, {st}), dst, l.name.c_str());
+      Image out = dst;
+      l.deconv_grad.encode(cb, gy, src, st, out);
+      return out;
+    };
 
     // Backwards. The element-wise gradients are written in place (the API allows it for equal types): the
     // loss gradient over y (read by the loss value first, in queue order), each neuron gradient over its gY.
@@ -216,16 +250,20 @@ struct AutoEncoder::Impl {
     Image g = f.y;
     mse.encode_gradient(cb, f.y, x, g);                     // dL/dy
     sigmoid_grad.encode(cb, g, f.h4, g);                    // dL/dh4
-    g = d2.deconv_grad.encode(cb, g, f.a3, f.t2);           // dL/da3; dW, db of dec2 into t2
+    g = deconv_grad(d2, g, f.a3, f.t2, o.g3);                // dL/da3; dW, db of dec2 into t2
     // Data-parallel: sum Σ_r share_r·grad_r of this layer (and the loss) across ranks, in place, while the
     // commands below compute the next layers' gradients.
     if (comm) comm->encode_all_reduce(cb, {FloatSpan{f.t2.gradient_for_weights()}, FloatSpan{f.t2.gradient_for_biases()},
                                            FloatSpan{loss_value}}, ReduceOp::sum, share);
     relu_grad.encode(cb, g, f.h3, g);                       // dL/dh3
-    g = d1.deconv_grad.encode(cb, g, f.a2, f.t1);           // dL/da2; dec1's into t1
+    g = deconv_grad(d1, g, f.a2, f.t1, o.g2);                // dL/da2; dec1's into t1
     if (comm) comm->encode_all_reduce(cb, f.t1, ReduceOp::sum, share);
     relu_grad.encode(cb, g, f.h2, g);                       // dL/dh2
-    g = e2.conv_grad.encode(cb, g, f.a1, f.s2);             // dL/da1; enc2's into s2
+    {
+      Image g1 = o.g1;
+      e2.conv_grad.encode(cb, g, f.a1, f.s2, g1);             // dL/da1; enc2's into s2
+      g = g1;
+    }
     if (comm) comm->encode_all_reduce(cb, f.s2, ReduceOp::sum, share);
     relu_grad.encode(cb, g, f.h1, g);                       // dL/dh1
     e1.conv_grad.encode(cb, g, x, f.s1);                    // enc1: weights and bias only
@@ -240,23 +278,23 @@ struct AutoEncoder::Impl {
       Layer& l = layers[i];
       l.adam->encode(cb, *grads[i], l.wb, {l.m_w, l.m_b}, {l.v_w, l.v_b}, l.wb);
     }
-    // The transposed convolutions and their gradients reload from the updated state on the queue.
+    // Every kernel reloads from its updated state on the queue (the GPU form of a.7.7): on a CUDA device each
+    // reload is one launch, with no host copy and no wait. A gradient kernel without the data gradient (enc1's)
+    // never reads its weights: it is not reloaded.
+    for (Layer* l : {&e1, &e2}) {
+      l->conv.reload_weights_and_biases(cb, l->wb);
+      if (has_data(l->conv_grad.gradient_option())) l->conv_grad.reload_weights_and_biases(cb, l->wb);
+    }
     for (Layer* l : {&d1, &d2}) {
       l->deconv.reload_weights_and_biases(cb, l->wb);
       l->deconv_grad.reload_weights_and_biases(cb, l->wb);
     }
+    // The loss is read by the buffer's last command: on a GPU that copy is the wait for the step's work, so the
+    // buffer's completion needs no second round trip. `loss` outlives the buffer (waited for below).
+    float loss = 0;
+    cb.encode("read loss", [value = loss_value, &loss] { value.copy_to_host(&loss, sizeof loss); });
     cb.commit();
     cb.wait_and_check();
-    // The convolutions: CPU form — new weights into the data source, then reload from it. A gradient kernel
-    // without the data gradient (enc1's) never reads its weights: it is not reloaded.
-    for (Layer* l : {&e1, &e2}) {
-      l->source->set_weights(read_floats(l->wb.weights(), l->wb.weights_offset(), l->wb.weight_count()));
-      l->source->set_biases(read_floats(l->wb.biases(), l->wb.biases_offset(), l->wb.bias_count()));
-      l->conv.reload_weights_and_biases_from_data_source();
-      if (has_data(l->conv_grad.gradient_option())) l->conv_grad.reload_weights_and_biases_from_data_source();
-    }
-    float loss = 0;
-    loss_value.copy_to_host(&loss, sizeof loss);
     return loss;
   }
 
@@ -265,7 +303,7 @@ struct AutoEncoder::Impl {
     cb.label = "reconstruct";
     const Image x = input_image(n);
     upload_input(cb, x, images);
-    Forward f = forward(cb, x, false);
+    Forward f = forward(cb, x);
     cb.commit();
     cb.wait_and_check();
     std::vector<float> y(static_cast<std::size_t>(n * kImagePixels));
@@ -279,8 +317,8 @@ struct AutoEncoder::Impl {
     return sse;
   }
 
-  // The transposes' data sources are not touched by the GPU-form update: bring every data source up to the
-  // weights the kernels use (the state), so the coder saves the trained weights.
+  // The data sources are not touched by the GPU-form update: bring every data source up to the weights the
+  // kernels use (the state), so the coder saves the trained weights.
   void sync_sources() {
     for (Layer& l : layers) {
       l.source->set_weights(read_floats(l.wb.weights(), l.wb.weights_offset(), l.wb.weight_count()));

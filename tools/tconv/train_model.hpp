@@ -11,10 +11,9 @@
 // A training step is the MPS wiring of spec a.9.5, on one command buffer: the forward encodes produce the
 // gradient states (the transposes' training encode returns a ConvolutionTransposeGradientState), the
 // gradient kernels write dX and, into the states, dW and db; one Adam optimizer per layer updates the
-// layer's ConvolutionWeightsAndBiasesState in place from the state's gradients; the transposes and their
-// gradient kernels reload their weights from that state (GPU form). The convolutions take the CPU form of
-// a.9.5 (their API has no state reload): after completion the updated weights go into their data source and
-// the convolution kernels reload from it.
+// layer's ConvolutionWeightsAndBiasesState in place from the state's gradients; every kernel that reads
+// weights reloads them from that state on the same command buffer (GPU form; on a CUDA device a device-side
+// copy, no host round trip). The data sources are brought up to the states only when the model is saved.
 //
 // Initialisation is PyTorch's default (U(±1/√fan_in), see train_rng.hpp), drawn in PyTorch's tensor
 // order and converted to MPS OHWI with tconv/convert.hpp, so scripts/train_torch.py starts from the same
