@@ -15,6 +15,8 @@ The data set lives on the device for the whole run and each step gathers its bat
 is the training's, not the host-to-device copies'. On CUDA, PyTorch's own defaults apply (cuDNN may use TF32
 for the convolutions: torch.backends.cudnn.allow_tf32); --no-tf32 makes every convolution float32, as tconv's.
 Prints one line per epoch and a final summary line; --json prints the summary as one JSON object instead.
+python/tconv/train.py (`python -m tconv.train`, also data-parallel) carries copies of this file's definitions
+(SplitMix64 to fingerprint); python/tests/test_distributed.py checks that they stay identical.
 """
 import argparse
 import gzip

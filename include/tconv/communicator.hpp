@@ -68,6 +68,13 @@ struct FloatSpan {
   int64_t count = -1;
 };
 
+// `count` float32 values at device address `data` on the communicator's GPU, in memory the caller owns and
+// orders on its own CUDA stream (a PyTorch tensor, a cudaMalloc'ed array) — see enqueue_all_reduce.
+struct DeviceFloatSpan {
+  void* data = nullptr;
+  std::size_t count = 0;
+};
+
 class Communicator {
  public:
   // Whether this build has NCCL (the communicator's only backend).
@@ -99,6 +106,19 @@ class Communicator {
   // A layer's gradients: the state's gradient_for_weights and gradient_for_biases.
   void encode_all_reduce(CommandBuffer& command_buffer, const ConvolutionGradientState& state, ReduceOp op,
                          float scale = 1.0f) const;
+  // CUDA interop, for frameworks that own the memory and the stream (PyTorch's tensors and current stream):
+  // enqueues an in-place all-reduce of every span (one NCCL group) on `cuda_stream` (a cudaStream_t;
+  // nullptr: the legacy default stream) and returns without waiting for it. It runs after the work enqueued
+  // on that stream before the call, and work enqueued there after it sees the results, so it needs no join;
+  // the caller keeps the memory alive until then (a stream-ordered allocator, such as PyTorch's caching
+  // allocator on that stream, does). `op` and `scale` as for encode_all_reduce, and every rank must make the
+  // same sequence of all-reduces, of both kinds, with the same span sizes. Spans are checked now
+  // (Error(invalid_argument): a null address with values, an address not 4-byte aligned, memory that is not
+  // device memory of this communicator's GPU, a stream of another GPU); an NCCL failure is
+  // Error(device_unavailable), a peer's failure reported by NCCL at the next call.
+  void enqueue_all_reduce(void* cuda_stream, const std::vector<DeviceFloatSpan>& spans, ReduceOp op,
+                          float scale = 1.0f) const;
+
   // Commands encoded after this one wait until every all-reduce encoded before it has finished; it also
   // reports an asynchronous NCCL failure (a peer that died) as the command's error.
   void encode_join(CommandBuffer& command_buffer) const;

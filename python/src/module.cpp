@@ -74,6 +74,8 @@ void register_errors(nb::module_& m) {
   });
 }
 
+void register_dist(nb::module_& m);  // python/src/dist.cpp (after the objects: it takes their types)
+
 }  // namespace tconv::python
 
 namespace {
@@ -121,4 +123,5 @@ NB_MODULE(_core, m) {
   python::register_cuda_functional(m);
   python::register_objects(m);
   python::register_training(m);
+  python::register_dist(m);  // python/src/dist.cpp: ReduceOp, CommunicatorId, FloatSpan, Communicator
 }

@@ -11,6 +11,9 @@ Three layers, thinnest first:
   optimizers) for code ported from Metal Performance Shaders.
 * ``tconv.torch``: ``ConvTranspose2d`` (a drop-in for ``torch.nn.ConvTranspose2d``) and
   ``conv_transpose2d`` with autograd. Imported on demand so that the package works without PyTorch.
+* data-parallel training: ``Communicator``, ``CommunicatorId``, ``ReduceOp``, ``FloatSpan`` (NCCL, one process
+  per GPU), ``tconv.distributed`` (``init``, ``all_reduce`` of PyTorch CUDA tensors in place on the current
+  stream) and ``python -m tconv.train`` (the main job, ``--gpus N``); loaded on demand like ``tconv.torch``.
 
 Errors raise subclasses of ``tconv.Error`` (a ``RuntimeError``) chosen by the library's error code, e.g.
 ``tconv.InvalidArgumentError`` (also a ``ValueError``), carrying the library's message and ``.code``.
@@ -23,6 +26,8 @@ from ._core import (  # noqa: F401  (re-exported API)
     Buffer,
     CommandBuffer,
     CommandBufferStatus,
+    Communicator,
+    CommunicatorId,
     ConvolutionDataSource,
     ConvolutionDescriptor,
     ConvolutionGradientState,
@@ -36,6 +41,7 @@ from ._core import (  # noqa: F401  (re-exported API)
     DeviceUnavailableError,
     Error,
     FileError,
+    FloatSpan,
     FormatError,
     ForwardRecord,
     GradientOption,
@@ -54,6 +60,7 @@ from ._core import (  # noqa: F401  (re-exported API)
     OutOfMemoryError,
     Precision,
     Region,
+    ReduceOp,
     RegularizationType,
     State,
     UnsupportedError,
@@ -72,9 +79,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # `tconv.torch` is a submodule that needs PyTorch; load it when first used.
-    if name == "torch":
+    # `tconv.torch` and `tconv.train` need PyTorch; they and `tconv.distributed` load when first used.
+    if name in ("torch", "distributed", "train"):
         import importlib
 
-        return importlib.import_module(".torch", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'tconv' has no attribute {name!r}")

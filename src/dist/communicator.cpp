@@ -125,18 +125,27 @@ int Communicator::rank() const { return checked(impl_, "rank").rank; }
 int Communicator::size() const { return checked(impl_, "size").size; }
 const Device& Communicator::device() const { return checked(impl_, "device").device; }
 
-void Communicator::encode_all_reduce(CommandBuffer& cb, const std::vector<FloatSpan>& spans, ReduceOp op,
-                                     float scale) const {
-  const Impl& c = checked(impl_, "encode_all_reduce");
-  if (c.aborted()) invalid("Communicator::encode_all_reduce: the communicator was aborted");
-  if (!(cb.device() == c.device))
-    invalid("the command buffer lives on " + cb.device().name() + " but the communicator on " + c.device.name());
+namespace {
+
+// The checks both all-reduce entries share: a live communicator, a known reduction, a valid pre-multiplier.
+void check_reduction(const Communicator::Impl& c, const char* what, ReduceOp op, float scale, bool any_spans) {
+  if (c.aborted()) invalid(std::string("Communicator::") + what + ": the communicator was aborted");
   if (op != ReduceOp::sum && op != ReduceOp::mean)
     invalid("unknown reduction " + std::to_string(static_cast<int>(op)));
   if (op == ReduceOp::mean && scale != 1.0f)
     invalid("a mean takes no pre-multiplier (scale must be 1, got " + std::to_string(scale) + ")");
   if (!std::isfinite(scale)) invalid("the pre-multiplier must be finite, got " + std::to_string(scale));
-  if (spans.empty()) invalid("Communicator::encode_all_reduce: no spans to reduce");
+  if (!any_spans) invalid(std::string("Communicator::") + what + ": no spans to reduce");
+}
+
+}  // namespace
+
+void Communicator::encode_all_reduce(CommandBuffer& cb, const std::vector<FloatSpan>& spans, ReduceOp op,
+                                     float scale) const {
+  const Impl& c = checked(impl_, "encode_all_reduce");
+  check_reduction(c, "encode_all_reduce", op, scale, !spans.empty());
+  if (!(cb.device() == c.device))
+    invalid("the command buffer lives on " + cb.device().name() + " but the communicator on " + c.device.name());
   std::vector<dist::ResolvedSpan> resolved;
   resolved.reserve(spans.size());
   for (std::size_t i = 0; i < spans.size(); ++i) {
@@ -160,6 +169,28 @@ void Communicator::encode_all_reduce(CommandBuffer& cb, const std::vector<FloatS
                         count});
   }
   impl_->encode_all_reduce(cb, std::move(resolved), op, scale);
+}
+
+void Communicator::enqueue_all_reduce(void* stream, const std::vector<DeviceFloatSpan>& spans, ReduceOp op,
+                                      float scale) const {
+  const Impl& c = checked(impl_, "enqueue_all_reduce");
+  check_reduction(c, "enqueue_all_reduce", op, scale, !spans.empty());
+  std::vector<dist::ResolvedSpan> resolved;
+  resolved.reserve(spans.size());
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    const DeviceFloatSpan& s = spans[i];
+    if (s.count == 0) continue;  // an empty tensor: its address may be anything, even null
+    const std::string which = "span " + std::to_string(i);
+    if (s.data == nullptr) invalid(which + " has " + std::to_string(s.count) + " values at a null address");
+    if (reinterpret_cast<uintptr_t>(s.data) % sizeof(float) != 0)
+      invalid(which + ": address " + std::to_string(reinterpret_cast<uintptr_t>(s.data)) +
+              " is not aligned to 4 bytes (float32)");
+    // The last byte's address must not wrap around (a count far beyond any allocation).
+    if (s.count > (UINTPTR_MAX - reinterpret_cast<uintptr_t>(s.data)) / sizeof(float))
+      invalid(which + ": " + std::to_string(s.count) + " floats do not fit in the address space");
+    resolved.push_back({Buffer(), static_cast<float*>(s.data), s.count});
+  }
+  impl_->enqueue_all_reduce(stream, std::move(resolved), op, scale);
 }
 
 void Communicator::encode_all_reduce(CommandBuffer& cb, const ConvolutionGradientState& state, ReduceOp op,

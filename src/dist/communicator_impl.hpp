@@ -33,6 +33,11 @@ struct Communicator::Impl {
   // Arguments are already checked (same device, ranges inside their buffers, scale 1 for mean).
   virtual void encode_all_reduce(CommandBuffer& cb, std::vector<dist::ResolvedSpan> spans, ReduceOp op,
                                  float scale) = 0;
+  // Caller-owned memory on the caller's stream (Communicator::enqueue_all_reduce): runs the group now, on
+  // `stream`; the spans have no owner. The backend checks what needs the device: that every address is
+  // device memory of this GPU and the stream belongs to it.
+  virtual void enqueue_all_reduce(void* stream, std::vector<dist::ResolvedSpan> spans, ReduceOp op,
+                                  float scale) = 0;
   virtual void encode_join(CommandBuffer& cb) = 0;
   virtual void abort() noexcept = 0;
   virtual bool aborted() const noexcept = 0;

@@ -8,6 +8,11 @@
 // gradients travel. A join command makes the command buffer's stream wait for the latest `done`: the
 // communicator's stream runs in order, so that covers every all-reduce encoded before the join.
 //
+// Caller's stream (enqueue_all_reduce, for PyTorch's tensors): the group is enqueued on the caller's stream
+// itself, not on ours, so it is ordered with the caller's work exactly as one of its own kernels (NCCL
+// serialises the operations of one communicator across streams in the order they were issued), and the
+// memory, which the caller's allocator orders on that stream, needs no keep-alive.
+//
 // Lifetime. A command returns before its all-reduce has run, and device memory is freed stream-ordered on
 // the legacy stream, which does not wait for a non-blocking stream. So the buffers an all-reduce uses are
 // kept, with an event recorded after their group, until that event has completed: finished entries are
@@ -98,6 +103,22 @@ class NcclCommunicator final : public Communicator::Impl, public std::enable_sha
               });
   }
 
+  void enqueue_all_reduce(void* stream, std::vector<ResolvedSpan> spans, ReduceOp op, float scale) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (aborted_) throw Error(ErrorCode::invalid_argument, "Communicator::enqueue_all_reduce: the communicator was aborted");
+    cuda_backend::DeviceGuard guard(device.ordinal());
+    core::throw_if_error(guard.status());
+    const auto s = static_cast<cudaStream_t>(stream);
+    check_caller_memory(spans, s);
+    // A peer that failed since the last call: report it now rather than enqueue a collective it never joins.
+    ncclResult_t async = ncclSuccess;
+    check_nccl(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError", comm_, *this);
+    check_nccl(async, "an earlier all-reduce", comm_, *this);
+    drop_finished();
+    if (spans.empty()) return;
+    launch_group(spans, op, scale, s);
+  }
+
   void encode_join(CommandBuffer& cb) override {
     std::shared_ptr<NcclCommunicator> self = shared_from_this();
     void* compute = cb.cuda_stream();
@@ -128,6 +149,20 @@ class NcclCommunicator final : public Communicator::Impl, public std::enable_sha
     if (spans.empty()) return;
     check_cuda(cudaEventRecord(ready_, compute), "cudaEventRecord (gradients ready)");
     check_cuda(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent (communicator stream)");
+    launch_group(spans, op, scale, stream_);
+    check_cuda(cudaEventRecord(done_, stream_), "cudaEventRecord (all-reduce done)");
+    Pending p;
+    check_cuda(cudaEventCreateWithFlags(&p.event, cudaEventDisableTiming), "cudaEventCreate");
+    p.spans = spans;
+    if (const cudaError_t e = cudaEventRecord(p.event, stream_); e != cudaSuccess) {
+      cudaEventDestroy(p.event);
+      check_cuda(e, "cudaEventRecord (keep-alive)");
+    }
+    pending_.push_back(std::move(p));
+  }
+
+  // One NCCL group of in-place all-reduces on `stream` (the caller holds mu_ and the device guard).
+  void launch_group(const std::vector<ResolvedSpan>& spans, ReduceOp op, float scale, cudaStream_t stream) {
     ncclRedOp_t red = op == ReduceOp::mean ? ncclAvg : ncclSum;
     bool custom = false;
     if (op == ReduceOp::sum && scale != 1.0f) {
@@ -140,7 +175,7 @@ class NcclCommunicator final : public Communicator::Impl, public std::enable_sha
     ncclResult_t r = ncclGroupStart();
     if (r == ncclSuccess) {
       for (const ResolvedSpan& s : spans) {
-        r = ncclAllReduce(s.data, s.data, s.count, ncclFloat, red, comm_, stream_);
+        r = ncclAllReduce(s.data, s.data, s.count, ncclFloat, red, comm_, stream);
         if (r != ncclSuccess) break;
       }
       const ncclResult_t end = ncclGroupEnd();  // always closes the group, also after a failed call
@@ -148,15 +183,33 @@ class NcclCommunicator final : public Communicator::Impl, public std::enable_sha
     }
     if (custom) ncclRedOpDestroy(red, comm_);  // allowed once the calls that use it have returned
     check_nccl(r, "ncclAllReduce", comm_, *this);
-    check_cuda(cudaEventRecord(done_, stream_), "cudaEventRecord (all-reduce done)");
-    Pending p;
-    check_cuda(cudaEventCreateWithFlags(&p.event, cudaEventDisableTiming), "cudaEventCreate");
-    p.spans = spans;
-    if (const cudaError_t e = cudaEventRecord(p.event, stream_); e != cudaSuccess) {
-      cudaEventDestroy(p.event);
-      check_cuda(e, "cudaEventRecord (keep-alive)");
+  }
+
+  // Caller-owned memory is checked with the driver before NCCL sees it: an address NCCL cannot use (host
+  // memory, another GPU's) would fault inside its kernel or hang the peers, instead of failing here.
+  void check_caller_memory(const std::vector<ResolvedSpan>& spans, cudaStream_t stream) const {
+#if CUDART_VERSION >= 12080
+    if (stream != nullptr) {
+      int stream_device = -1;
+      check_cuda(cudaStreamGetDevice(stream, &stream_device), "cudaStreamGetDevice");
+      if (stream_device != device.ordinal())
+        throw Error(ErrorCode::invalid_argument, "the stream belongs to cuda:" + std::to_string(stream_device) +
+                                                     " but the communicator runs on " + device.name());
     }
-    pending_.push_back(std::move(p));
+#else
+    (void)stream;
+#endif
+    for (std::size_t i = 0; i < spans.size(); ++i) {
+      cudaPointerAttributes a{};
+      check_cuda(cudaPointerGetAttributes(&a, spans[i].data), "cudaPointerGetAttributes");
+      // Managed memory is device-accessible too; plain or registered host memory is not what a gradient is.
+      const bool on_device = a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+      if (!on_device || a.device != device.ordinal())
+        throw Error(ErrorCode::invalid_argument,
+                    "span " + std::to_string(i) + " (" + std::to_string(spans[i].count) + " floats) is " +
+                        (on_device ? "memory of cuda:" + std::to_string(a.device) : std::string("not device memory")) +
+                        ", but the communicator runs on " + device.name());
+    }
   }
 
   void join(cudaStream_t compute) {
