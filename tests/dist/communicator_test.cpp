@@ -245,6 +245,41 @@ TEST(CommunicatorOneRank, ReducesAGradientStateBetweenTheCommandsAroundIt) {
   EXPECT_EQ(read_buffer(st2.gradient_for_weights()), want_w);
 }
 
+// The entry for memory tconv does not own (a PyTorch tensor, a cudaMalloc'ed array): the reduction is queued on
+// the caller's stream — here a command buffer's, whose commit then synchronises it — and only the named
+// ranges change. Bad spans are refused before NCCL sees them.
+TEST(CommunicatorOneRank, EnqueuesOnTheCallersStreamOverExternalMemory) {
+  if (!have_gpu_and_nccl()) GTEST_SKIP() << "needs NCCL and a CUDA device";
+  const Device gpu = Device::cuda(0);
+  Communicator c(gpu, CommunicatorId::generate(), 0, 1);
+  std::vector<float> v(600);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i) - 300.5f;
+  Buffer a = Buffer::from_host(gpu, v.data(), v.size() * 4);
+  float* p = static_cast<float*>(a.device_pointer());
+  ASSERT_NE(p, nullptr);
+  CommandBuffer cb(gpu);
+  void* stream = cb.cuda_stream();
+  // Two ranges in one group, an empty span (its address is never read) and ×0.5 (exact).
+  c.enqueue_all_reduce(stream, {DeviceFloatSpan{p + 10, 100}, DeviceFloatSpan{nullptr, 0}, DeviceFloatSpan{p + 400, 50}},
+                       ReduceOp::sum, 0.5f);
+  run(cb);
+  const std::vector<float> r = read_buffer(a);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const bool inside = (i >= 10 && i < 110) || (i >= 400 && i < 450);
+    ASSERT_EQ(r[i], inside ? v[i] * 0.5f : v[i]) << i;
+  }
+  expect_error([&] { c.enqueue_all_reduce(stream, {DeviceFloatSpan{nullptr, 4}}, ReduceOp::sum); },
+               ErrorCode::invalid_argument, "null address");
+  expect_error([&] {
+    c.enqueue_all_reduce(stream, {DeviceFloatSpan{reinterpret_cast<char*>(p) + 2, 4}}, ReduceOp::sum);
+  }, ErrorCode::invalid_argument, "aligned");
+  expect_error([&] { c.enqueue_all_reduce(stream, {DeviceFloatSpan{p, 4}}, ReduceOp::mean, 2.0f); },
+               ErrorCode::invalid_argument, "scale must be 1");
+  // Host memory is not device memory of this GPU: NCCL would fault on it.
+  expect_error([&] { c.enqueue_all_reduce(stream, {DeviceFloatSpan{v.data(), 4}}, ReduceOp::sum); },
+               ErrorCode::invalid_argument, "not device memory");
+}
+
 TEST(CommunicatorOneRank, SpansAreCheckedAtEncodeTime) {
   if (!have_gpu_and_nccl()) GTEST_SKIP() << "needs NCCL and a CUDA device";
   const Device gpu = Device::cuda(0);
