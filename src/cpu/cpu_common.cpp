@@ -46,4 +46,22 @@ void unstage_output(const float* in, const core::TensorView& v, int64_t n, int64
   }
 }
 
+F32View input_f32(const core::TensorView& v, int64_t n, int64_t h, int64_t w, int64_t c, const core::Problem& p,
+                  WorkspaceCursor& ws, int threads) {
+  if (!input_needs_staging(p.act_type, p.precision)) return as_f32(v);
+  auto* out = static_cast<float*>(ws.bytes(static_cast<int64_t>(f32_bytes(n, h, w, c))));
+  return stage_input(v, n, h, w, c, p.act_type, p.precision, out, threads);
+}
+
+StagedOutput::StagedOutput(const core::TensorView& v, int64_t n, int64_t h, int64_t w, int64_t c, DataType t,
+                           WorkspaceCursor& ws)
+    : v_(v), n_(n), h_(h), w_(w), c_(c), t_(t) {
+  if (t == DataType::float32) f32_ = as_f32(v);
+  else f32_ = F32View{static_cast<float*>(ws.bytes(static_cast<int64_t>(f32_bytes(n, h, w, c)))), h * w * c, w * c, c};
+}
+
+void StagedOutput::finish(int threads) const {
+  if (t_ != DataType::float32) unstage_output(f32_.data, v_, n_, h_, w_, c_, t_, threads);
+}
+
 }  // namespace tconv::cpu

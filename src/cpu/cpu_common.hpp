@@ -59,4 +59,76 @@ inline F32View as_f32(const core::TensorView& v) { return {static_cast<float*>(v
 // Rounds n up to a multiple of m.
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
+// Hands out consecutive pieces of an algorithm's workspace, each rounded up to 64 bytes (so every piece
+// stays 64-byte aligned); workspace_bytes() must reserve the same pieces in the same order.
+class WorkspaceCursor {
+ public:
+  explicit WorkspaceCursor(void* base) : next_(static_cast<char*>(base)) {}
+  void* bytes(int64_t n) {
+    char* r = next_;
+    next_ += round_up(n, 64);
+    return r;
+  }
+  float* floats(int64_t n) { return static_cast<float*>(bytes(n * 4)); }
+
+ private:
+  char* next_;
+};
+
+// Workspace of input_f32 for an n×h×w×c input of problem p (0 when the kernels read the tensor in place).
+inline std::size_t input_staging_bytes(const core::Problem& p, int64_t n, int64_t h, int64_t w, int64_t c) {
+  return input_needs_staging(p.act_type, p.precision) ? f32_bytes(n, h, w, c) : 0;
+}
+// What the kernels read for input v (n×h×w×c) of problem p: v itself when it is float32 and the precision
+// mode does not round, else a rounded float32 copy staged into the next piece of the workspace.
+F32View input_f32(const core::TensorView& v, int64_t n, int64_t h, int64_t w, int64_t c, const core::Problem& p,
+                  WorkspaceCursor& ws, int threads);
+
+// Workspace of StagedOutput for an n×h×w×c output of problem p (0 when the kernels write it in place).
+inline std::size_t output_staging_bytes(const core::Problem& p, int64_t n, int64_t h, int64_t w, int64_t c) {
+  return p.act_type != DataType::float32 ? f32_bytes(n, h, w, c) : 0;
+}
+// Where the kernels write output v (n×h×w×c, type t): v itself when float32, else a dense float32 copy in
+// the next piece of the workspace, which finish() converts into v (rounding to nearest even).
+class StagedOutput {
+ public:
+  StagedOutput(const core::TensorView& v, int64_t n, int64_t h, int64_t w, int64_t c, DataType t,
+               WorkspaceCursor& ws);
+  const F32View& view() const { return f32_; }
+  void finish(int threads) const;
+
+ private:
+  core::TensorView v_;
+  int64_t n_, h_, w_, c_;
+  DataType t_;
+  F32View f32_;
+};
+
+// What a weight-gradient kernel writes (diff_wei, diff_bias or null; added to or overwritten) and diff_dst as
+// stored, whose unrounded values the bias gradient sums (reference semantics). The weight-gradient jobs of
+// the kernels derive from it.
+struct WgradTarget {
+  float* dw = nullptr;       // [c_out][kh][kw][Ig]
+  float* db = nullptr;       // [c_out] or null
+  bool accumulate = false;
+  core::TensorView dy_orig;  // diff_dst as stored
+  DataType act = DataType::float32;
+  void set_wgrad_target(const core::Problem& p, const core::Args& a) {
+    dw = a.diff_wei;
+    db = p.with_bias ? a.diff_bias : nullptr;
+    accumulate = p.accumulate;
+    dy_orig = a.diff_dst;
+    act = p.act_type;
+  }
+};
+
+// The float32 bias-gradient summands of a weight gradient: the stored diff_dst values, never rounded by the
+// precision mode. That is diff_dst itself when float32, its staged copy `staged_dy` when staging did not
+// round (rounding_is_identity), else an empty view (data null): the kernels then convert diff_dst one by one.
+inline F32View bias_summands(const core::Problem& p, const core::TensorView& diff_dst, const F32View& staged_dy) {
+  if (p.act_type == DataType::float32) return as_f32(diff_dst);
+  if (rounding_is_identity(p.act_type, p.precision)) return staged_dy;
+  return {};
+}
+
 }  // namespace tconv::cpu

@@ -31,21 +31,16 @@
 #ifndef TCONV_CPU_DEPTHWISE_JOB
 #define TCONV_CPU_DEPTHWISE_JOB
 namespace tconv::cpu {
-struct DepthwiseJob {
+struct DepthwiseJob : WgradTarget {  // the WgradTarget fields: bwd_weights only
   core::Direction dir = core::Direction::fwd;
   core::Geometry g;
   F32View in;                 // fwd: src; bwd_data: diff_dst; bwd_weights: src (all rounded for the multiplies)
   F32View out;                // fwd: dst; bwd_data: diff_src
   F32View dy;                 // bwd_weights: diff_dst (rounded for the multiplies)
   F32View bsrc;               // bwd_weights: diff_dst as float32 without rounding (data null: use dy_orig)
-  core::TensorView dy_orig;   // bwd_weights: diff_dst as stored (bias-gradient summands are not rounded)
-  DataType act = DataType::float32;
   const float* wt = nullptr;  // [tap][c] rounded weights (fwd, bwd_data)
   const float* bias = nullptr;
   NeuronDescriptor neuron{};
-  float* dw = nullptr;        // [c][kh][kw]
-  float* db = nullptr;
-  bool accumulate = false;
   int threads = 1;
   int64_t rows_per_range = 1;  // bwd_weights: src rows per range (fixed by the problem)
   float* partial = nullptr;    // bwd_weights: ranges × depthwise_partial_floats(g)
@@ -72,6 +67,7 @@ inline int64_t depthwise_ranges(const core::Geometry& g) {
 #define HWY_TARGET_INCLUDE "cpu/depthwise_stream.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "cpu/walk_kernels-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tconv::cpu {
@@ -82,21 +78,7 @@ namespace {  // file-local: other kernel files define helpers of the same names 
 
 constexpr int kVB = HWY_LANES(float) >= 16 ? 4 : 2;   // channel vectors per weight-gradient tile
 constexpr int kWAcc = HWY_LANES(float) >= 16 ? 24 : 8;  // accumulators per weight-gradient tile
-constexpr int Clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 constexpr int kMX = kWAcc / kVB;  // output pixels per gather strip (× kVB channel vectors in registers)
-
-// One active tap of a walker row: partner row base (column 0 of the grid), weight row, valid columns.
-struct ActiveTap {
-  const float* p;
-  const float* w;
-  int64_t lo, hi;
-};
-
-// The fused neuron on n stored outputs, evaluated in double as the reference does. Kept out of line so the
-// strips' accumulators are never live across its library calls (which would make the compiler spill them).
-HWY_NOINLINE void ApplyNeuron(float* o, int64_t n, const NeuronDescriptor& neuron) {
-  for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(core::neuron_apply<double>(neuron, static_cast<double>(o[j])));
-}
 
 // out[xx][c0 .. c0 + nvalid) = init + Σ_taps partner · w for the MX columns xx0.. and NVB channel vectors
 // (the last one masked). (CHECK: per-column bounds on each tap, MX = 1.)
@@ -108,14 +90,7 @@ HWY_INLINE void GatherBlock(const ActiveTap* taps, int64_t nt, int64_t xx0, int6
   using V = decltype(hn::Zero(d));
   const auto ml = hn::FirstN(d, static_cast<size_t>(nvalid - (NVB - 1) * N));
   V acc[MX][NVB];
-#pragma GCC unroll 4
-  for (int v = 0; v < NVB; ++v) {
-    const V init = bias == nullptr ? hn::Zero(d)
-                   : v < NVB - 1   ? hn::LoadU(d, bias + c0 + v * N)
-                                   : hn::MaskedLoad(ml, d, bias + c0 + v * N);
-#pragma GCC unroll 8
-    for (int i = 0; i < MX; ++i) acc[i][v] = init;
-  }
+  InitStrip(acc, bias, c0, ml);
   for (int64_t t = 0; t < nt; ++t) {
     const ActiveTap& a = taps[t];
     if (CHECK && (xx0 < a.lo || xx0 >= a.hi)) continue;
@@ -131,14 +106,7 @@ HWY_INLINE void GatherBlock(const ActiveTap* taps, int64_t nt, int64_t xx0, int6
         acc[i][v] = hn::MulAdd(v < NVB - 1 ? hn::LoadU(d, q) : hn::MaskedLoad(ml, d, q), w[v], acc[i][v]);
       }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MX; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NVB; ++v) {
-      float* o = orow + (xx0 + i) * ostride + c0 + v * N;
-      if (v < NVB - 1) hn::StoreU(acc[i][v], d, o);
-      else hn::BlendedStore(acc[i][v], ml, d, o);
-    }
+  StoreStrip(acc, orow, ostride, xx0, c0, ml);
 }
 
 // All channels of the MX columns xx0..: blocks of kVB neighbouring channel vectors (256 contiguous bytes of
@@ -161,50 +129,28 @@ HWY_INLINE void GatherStrip(const ActiveTap* taps, int64_t nt, int64_t xx0, int6
     for (int i = 0; i < MX; ++i) ApplyNeuron(orow + (xx0 + i) * ostride, C, neuron);
 }
 
-// fwd (walker = dst by stride phase, partner = src) and bwd_data (walker = diff_src, partner = diff_dst).
+// fwd (walker = dst by stride phase, partner = src) and bwd_data (walker = diff_src, partner = diff_dst);
+// the row driver is walk_kernels-inl.h's (one group: every channel is its own, and NHWC keeps them together).
 void Gather(const DepthwiseJob& job) {
   const core::Geometry& g = job.g;
   const bool fwd = job.dir == core::Direction::fwd;
   const TapWalk walk = fwd ? walk_dst(g) : walk_src(g);
-  const int64_t C = g.c_out, H = fwd ? g.h_out : g.h_in;  // walker image rows
-  const int64_t ys = walk.segs.front().ys;
-  const int threads = std::max(1, job.threads);
-  // Items are blocks of consecutive walker image rows (all phases of a row together, so the partner rows
-  // stay in cache between them). The blocking does not change any result.
-  const int64_t rows = g.n * H, rpi = std::clamp<int64_t>(rows / (8 * threads), 1, 16);
-  const int64_t items = (rows + rpi - 1) / rpi;
+  const int64_t C = g.c_out;
   const int64_t pstride_w = walk.segs.front().pxs * job.in.sw;
-#pragma omp parallel num_threads(threads)
-  {
-    RowTaps rt;
-    std::vector<ActiveTap> taps;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
-      for (int64_t r = it * rpi; r < std::min(rows, (it + 1) * rpi); ++r) {
-        const int64_t n = r / H, Y = r % H;
-        for (const TapSegment& s : walk.segs) {
-          if ((Y - s.y0) % ys != 0) continue;
-          const int64_t yy = (Y - s.y0) / ys;
-          if (yy < 0 || yy >= s.ny) continue;
-          row_taps(s, yy, walk.ph, rt);
-          taps.clear();
-          for (const int32_t i : rt.idx)
-            taps.push_back({job.in.at(n, s.partner_row(static_cast<size_t>(i), yy), 0) + s.px[static_cast<size_t>(i)] * job.in.sw,
-                            job.wt + s.tap[static_cast<size_t>(i)] * C, s.xlo[static_cast<size_t>(i)], s.xhi[static_cast<size_t>(i)]});
-          const int64_t nt = static_cast<int64_t>(taps.size());
-          float* orow = job.out.at(n, Y, s.x0);
-          const int64_t ostride = s.xs * job.out.sw;
-          const float* bias = fwd ? job.bias : nullptr;
-          int64_t xx = 0;
-          for (; xx < rt.lo; ++xx) GatherStrip<1, true>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
-          for (; xx + kMX <= rt.hi; xx += kMX)
-            GatherStrip<kMX, false>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
-          for (; xx < rt.hi; ++xx) GatherStrip<1, false>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
-          for (; xx < s.nx; ++xx) GatherStrip<1, true>(taps.data(), nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
-        }
-      }
-    }
-  }
+  const float* bias = fwd ? job.bias : nullptr;
+  GatherOperands op;
+  op.in = job.in;
+  op.w = job.wt;
+  op.w_tap = C;
+  GatherRows(g, fwd, walk, job.threads, op,
+                   [&](int64_t n, int64_t Y, const TapSegment& s, const RowTaps& rt, int64_t, const ActiveTap* taps,
+                       int64_t nt) __attribute__((always_inline)) {
+                     float* orow = job.out.at(n, Y, s.x0);
+                     const int64_t ostride = s.xs * job.out.sw;
+                     StripColumns<kMX>(rt.lo, rt.hi, s.nx, [&]<int MX, bool CHECK>(int64_t xx) __attribute__((always_inline)) {
+                       GatherStrip<MX, CHECK>(taps, nt, xx, pstride_w, orow, ostride, C, bias, job.neuron);
+                     });
+                   });
 }
 
 // Weight gradient of MX src columns xx0.. of one row, channels [c0, c0 + nvalid) (NVB vectors, the last one
@@ -329,11 +275,9 @@ void Wgrad(const DepthwiseJob& job) {
           const float* srow = job.in.at(n, yy, 0);
           const ActiveTap* tp = taps.data();
           const int64_t* id = tap_id.data();
-          int64_t xx = 0;
-          for (; xx < lo; ++xx) WgradStrip<1, true>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
-          for (; xx + kMX <= hi; xx += kMX) WgradStrip<kMX, false>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
-          for (; xx < hi; ++xx) WgradStrip<1, false>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
-          for (; xx < s.nx; ++xx) WgradStrip<1, true>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
+          StripColumns<kMX>(lo, hi, s.nx, [&]<int MX, bool CHECK>(int64_t xx) __attribute__((always_inline)) {
+            WgradStrip<MX, CHECK>(tp, id, nt, xx, srow, sstride, pstride, part, C, cb0, cb1);
+          });
         }
         if (!bias) continue;
         // Bias sums of the diff_dst rows this src row owns (just read by its taps, so in cache); four
@@ -415,70 +359,49 @@ class DepthwiseStream final : public registry::Algorithm {
     const core::Geometry& g = p.g;
     std::size_t b = static_cast<std::size_t>(round_up(g.kh * g.kw * g.c_out * 4, 64));
     if (p.dir == core::Direction::bwd_weights) b = static_cast<std::size_t>(depthwise_ranges(g) * depthwise_partial_floats(g) * 4);
-    if (input_needs_staging(p.act_type, p.precision)) b += f32_bytes(g.n, g.h_in, g.w_in, g.c_in) + f32_bytes(g.n, g.h_out, g.w_out, g.c_out);
-    if (p.act_type != DataType::float32) b += f32_bytes(g.n, std::max(g.h_in, g.h_out), std::max(g.w_in, g.w_out), g.c_in);
-    return b;
+    b += input_staging_bytes(p, g.n, g.h_in, g.w_in, g.c_in) + input_staging_bytes(p, g.n, g.h_out, g.w_out, g.c_out);
+    return b + output_staging_bytes(p, g.n, std::max(g.h_in, g.h_out), std::max(g.w_in, g.w_out), g.c_in);
   }
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
                    const registry::ExecContext& ctx) const override {
     const core::Geometry& g = p.g;
     const int th = ctx.num_threads;
     const int64_t T = g.kh * g.kw, C = g.c_out;
-    char* w = static_cast<char*>(workspace);
+    WorkspaceCursor ws(workspace);
     DepthwiseJob job;
     job.dir = p.dir;
     job.g = g;
     job.threads = th;
-    job.act = p.act_type;
-    const bool stage = input_needs_staging(p.act_type, p.precision);
-    auto stage_or_view = [&](const core::TensorView& v, int64_t h, int64_t wd) {
-      if (!stage) return as_f32(v);
-      F32View s = stage_input(v, g.n, h, wd, C, p.act_type, p.precision, reinterpret_cast<float*>(w), th);
-      w += f32_bytes(g.n, h, wd, C);
-      return s;
-    };
     if (p.dir == core::Direction::bwd_weights) {
       job.rows_per_range = depthwise_rows_per_range(g);
-      job.partial = reinterpret_cast<float*>(w);
-      w += depthwise_ranges(g) * depthwise_partial_floats(g) * 4;
-      job.in = stage_or_view(a.src, g.h_in, g.w_in);
-      job.dy = stage_or_view(a.diff_dst, g.h_out, g.w_out);
-      job.dy_orig = a.diff_dst;
-      // Bias summands are the stored values: the float32 tensor itself, or the staged copy when staging
-      // did not round (float16/bfloat16 under a mode that keeps them); otherwise converted one by one.
-      if (p.act_type == DataType::float32) job.bsrc = as_f32(a.diff_dst);
-      else if (rounding_is_identity(p.act_type, p.precision)) job.bsrc = job.dy;
-      job.dw = a.diff_wei;
-      job.db = p.with_bias ? a.diff_bias : nullptr;
-      job.accumulate = p.accumulate;
+      job.partial = ws.floats(depthwise_ranges(g) * depthwise_partial_floats(g));
+      job.in = input_f32(a.src, g.n, g.h_in, g.w_in, C, p, ws, th);
+      job.dy = input_f32(a.diff_dst, g.n, g.h_out, g.w_out, C, p, ws, th);
+      job.bsrc = bias_summands(p, a.diff_dst, job.dy);
+      job.set_wgrad_target(p, a);
       HWY_DYNAMIC_DISPATCH(Run)(job);
       return core::Status::ok_status();
     }
-    float* wt = reinterpret_cast<float*>(w);  // [tap][c]
-    w += round_up(T * C * 4, 64);
+    float* wt = ws.floats(T * C);  // [tap][c]
     for (int64_t c = 0; c < C; ++c)
       for (int64_t t = 0; t < T; ++t) wt[t * C + c] = core::round_input(a.wei[c * T + t], p.precision);
     job.wt = wt;
     const bool fwd = p.dir == core::Direction::fwd;
     const int64_t oh = fwd ? g.h_out : g.h_in, ow = fwd ? g.w_out : g.w_in;
-    job.in = fwd ? stage_or_view(a.src, g.h_in, g.w_in) : stage_or_view(a.diff_dst, g.h_out, g.w_out);
-    const core::TensorView& out = fwd ? a.dst : a.diff_src;
-    const bool stage_out = p.act_type != DataType::float32;
-    job.out = stage_out ? F32View{reinterpret_cast<float*>(w), oh * ow * C, ow * C, C} : as_f32(out);
+    job.in = fwd ? input_f32(a.src, g.n, g.h_in, g.w_in, C, p, ws, th) : input_f32(a.diff_dst, g.n, g.h_out, g.w_out, C, p, ws, th);
+    const StagedOutput out(fwd ? a.dst : a.diff_src, g.n, oh, ow, C, p.act_type, ws);
+    job.out = out.view();
     job.bias = fwd && p.with_bias ? a.bias : nullptr;
     job.neuron = p.neuron;
     HWY_DYNAMIC_DISPATCH(Run)(job);
-    if (stage_out) unstage_output(job.out.data, out, g.n, oh, ow, C, p.act_type, th);
+    out.finish(th);
     return core::Status::ok_status();
   }
 };
 
 }  // namespace
 
-const registry::Algorithm* depthwise_stream() {
-  static const DepthwiseStream a;
-  return &a;
-}
+const registry::Algorithm* depthwise_stream() { return single_instance<DepthwiseStream>(); }
 
 }  // namespace tconv::cpu
 #endif

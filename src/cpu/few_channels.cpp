@@ -43,7 +43,7 @@ namespace tconv::cpu {
 
 constexpr int64_t kFewMax = 4;  // the narrow side's channel count per group must not exceed this
 
-struct FewJob {
+struct FewJob : WgradTarget {  // the WgradTarget fields: bwd_weights only
   core::Direction dir = core::Direction::fwd;
   core::Geometry g;
   int threads = 1;
@@ -61,12 +61,7 @@ struct FewJob {
   F32View self, partner;         // walker and partner images, rounded for the multiplies
   int64_t rows_per_range = 1;
   float* partial = nullptr;      // per range: [group][narrow·wide… in diff_wei layout] restricted to its taps
-  float* dw = nullptr;
-  float* db = nullptr;
-  bool accumulate = false;
   F32View bsrc;                  // diff_dst as float32 without rounding (data null: convert dy_orig)
-  core::TensorView dy_orig;
-  DataType act = DataType::float32;
   int64_t bias_ranges = 1;       // diff_dst row ranges of the bias pass; 1: written straight into db
   float* bpartial = nullptr;     // bias_ranges × round_up(c_out, 16)
 };
@@ -137,6 +132,7 @@ inline FewWgradPlan few_wgrad_plan(const core::Problem& p) {
 #define HWY_TARGET_INCLUDE "cpu/few_channels.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "cpu/walk_kernels-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tconv::cpu {
@@ -148,42 +144,20 @@ namespace {  // file-local: other kernel files define helpers of the same names 
 // Register budget: 32 vector registers with AVX-512, 16 otherwise; accumulators take up to kAcc of them.
 constexpr int kAcc = HWY_LANES(float) >= 16 ? 24 : 12;
 constexpr int kMaxNV = HWY_LANES(float) >= 16 ? 4 : 2;  // wide-side vectors per register tile
-constexpr int Clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-// One active tap of a walker row: partner pointer at grid column 0 (group offset included), weight
-// pointer of (group, tap), and the grid columns [lo, hi) where its partner column is inside the image.
-struct Tap {
-  const float* p;
-  const float* w;
-  int64_t lo, hi;
-};
-
-// The fused neuron on n stored outputs, evaluated in double as the reference does. Kept out of line so the
-// strips' accumulators are never live across its library calls (which would make the compiler spill them).
-HWY_NOINLINE void ApplyNeuron(float* o, int64_t n, const NeuronDescriptor& neuron) {
-  for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(core::neuron_apply<double>(neuron, static_cast<double>(o[j])));
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Gather-broadcast: MX pixels × NV vectors of output channels [e0, e0 + nvalid), K inputs per tap.
 template <int K, int NV, int MX, bool CHECK>
-HWY_INLINE void BcastStrip(const Tap* taps, int64_t nt, int64_t xx0, int64_t pstride, int64_t wsa, float* orow,
+HWY_INLINE void BcastStrip(const ActiveTap* taps, int64_t nt, int64_t xx0, int64_t pstride, int64_t wsa, float* orow,
                            int64_t ostride, int64_t e0, int64_t nvalid, const float* bias, const NeuronDescriptor& neuron) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   using V = decltype(hn::Zero(d));
   const auto ml = hn::FirstN(d, static_cast<size_t>(nvalid - (NV - 1) * N));  // the last vector's lanes
   V acc[MX][NV];
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) {
-    const V init = bias == nullptr ? hn::Zero(d)
-                   : v < NV - 1    ? hn::LoadU(d, bias + e0 + v * N)
-                                   : hn::MaskedLoad(ml, d, bias + e0 + v * N);
-#pragma GCC unroll 8
-    for (int m = 0; m < MX; ++m) acc[m][v] = init;
-  }
+  InitStrip(acc, bias, e0, ml);
   for (int64_t t = 0; t < nt; ++t) {
-    const Tap& a = taps[t];
+    const ActiveTap& a = taps[t];
     if (CHECK && (xx0 < a.lo || xx0 >= a.hi)) continue;  // MX = 1 when checking
     const float* pp = a.p + xx0 * pstride;
 #pragma GCC unroll 4
@@ -200,22 +174,14 @@ HWY_INLINE void BcastStrip(const Tap* taps, int64_t nt, int64_t xx0, int64_t pst
       }
     }
   }
-#pragma GCC unroll 8
-  for (int m = 0; m < MX; ++m) {
-    float* o = orow + (xx0 + m) * ostride + e0;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      if (v < NV - 1) hn::StoreU(acc[m][v], d, o + v * N);
-      else hn::BlendedStore(acc[m][v], ml, d, o + v * N);
-    }
-  }
+  StoreStrip(acc, orow, ostride, xx0, e0, ml);
   // The neuron runs on the stored values (no vector register is live across its library calls).
   if (neuron.type != NeuronType::none)
     for (int m = 0; m < MX; ++m) ApplyNeuron(orow + (xx0 + m) * ostride + e0, nvalid, neuron);
 }
 
 struct RowArgs {
-  const Tap* taps;
+  const ActiveTap* taps;
   int64_t nt, lo, hi, nx, pstride, wsa;
   float* orow;
   int64_t ostride;
@@ -225,13 +191,9 @@ struct RowArgs {
 
 template <int K, int NV>
 void BcastRow(const RowArgs& r, int64_t e0, int64_t nvalid) {
-  constexpr int MX = Clamp(kAcc / NV, 1, 8);
-  int64_t xx = 0;
-  for (; xx < r.lo; ++xx) BcastStrip<K, NV, 1, true>(r.taps, r.nt, xx, r.pstride, r.wsa, r.orow, r.ostride, e0, nvalid, r.bias, *r.neuron);
-  for (; xx + MX <= r.hi; xx += MX)
-    BcastStrip<K, NV, MX, false>(r.taps, r.nt, xx, r.pstride, r.wsa, r.orow, r.ostride, e0, nvalid, r.bias, *r.neuron);
-  for (; xx < r.hi; ++xx) BcastStrip<K, NV, 1, false>(r.taps, r.nt, xx, r.pstride, r.wsa, r.orow, r.ostride, e0, nvalid, r.bias, *r.neuron);
-  for (; xx < r.nx; ++xx) BcastStrip<K, NV, 1, true>(r.taps, r.nt, xx, r.pstride, r.wsa, r.orow, r.ostride, e0, nvalid, r.bias, *r.neuron);
+  StripColumns<Clamp(kAcc / NV, 1, 8)>(r.lo, r.hi, r.nx, [&]<int MX, bool CHECK>(int64_t xx) __attribute__((always_inline)) {
+    BcastStrip<K, NV, MX, CHECK>(r.taps, r.nt, xx, r.pstride, r.wsa, r.orow, r.ostride, e0, nvalid, r.bias, *r.neuron);
+  });
 }
 
 using BcastRowFn = void (*)(const RowArgs&, int64_t, int64_t);
@@ -256,7 +218,7 @@ BcastRowFn BcastRowFor(int64_t k, int64_t nv) {
 // ---------------------------------------------------------------------------------------------------------
 // Gather-dot: MX pixels × NO outputs, lanes along the K inputs (the last vector masked).
 template <int NO, int MX, bool CHECK>
-HWY_INLINE void DotStrip(const Tap* taps, int64_t nt, int64_t xx0, int64_t pstride, int64_t wsa, int64_t K,
+HWY_INLINE void DotStrip(const ActiveTap* taps, int64_t nt, int64_t xx0, int64_t pstride, int64_t wsa, int64_t K,
                          float* orow, int64_t ostride, const float* bias, const NeuronDescriptor& neuron) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -269,7 +231,7 @@ HWY_INLINE void DotStrip(const Tap* taps, int64_t nt, int64_t xx0, int64_t pstri
 #pragma GCC unroll 4
     for (int j = 0; j < NO; ++j) acc[m][j] = hn::Zero(d);
   for (int64_t t = 0; t < nt; ++t) {
-    const Tap& a = taps[t];
+    const ActiveTap& a = taps[t];
     if (CHECK && (xx0 < a.lo || xx0 >= a.hi)) continue;
     const float* pp = a.p + xx0 * pstride;
     for (int64_t k0 = 0; k0 < kfull; k0 += N) {
@@ -310,16 +272,12 @@ HWY_INLINE void DotStrip(const Tap* taps, int64_t nt, int64_t xx0, int64_t pstri
 
 template <int NO>
 void DotRow(const RowArgs& r, int64_t K) {
-  constexpr int MX = Clamp((kAcc - NO) / NO, 1, 8);
-  int64_t xx = 0;
-  for (; xx < r.lo; ++xx) DotStrip<NO, 1, true>(r.taps, r.nt, xx, r.pstride, r.wsa, K, r.orow, r.ostride, r.bias, *r.neuron);
-  for (; xx + MX <= r.hi; xx += MX) DotStrip<NO, MX, false>(r.taps, r.nt, xx, r.pstride, r.wsa, K, r.orow, r.ostride, r.bias, *r.neuron);
-  for (; xx < r.hi; ++xx) DotStrip<NO, 1, false>(r.taps, r.nt, xx, r.pstride, r.wsa, K, r.orow, r.ostride, r.bias, *r.neuron);
-  for (; xx < r.nx; ++xx) DotStrip<NO, 1, true>(r.taps, r.nt, xx, r.pstride, r.wsa, K, r.orow, r.ostride, r.bias, *r.neuron);
+  StripColumns<Clamp((kAcc - NO) / NO, 1, 8)>(r.lo, r.hi, r.nx, [&]<int MX, bool CHECK>(int64_t xx) __attribute__((always_inline)) {
+    DotStrip<NO, MX, CHECK>(r.taps, r.nt, xx, r.pstride, r.wsa, K, r.orow, r.ostride, r.bias, *r.neuron);
+  });
 }
 
-// fwd and bwd_data. Items are blocks of consecutive walker image rows (all stride phases of a row
-// together, so the partner rows they share stay in cache); the blocking does not change any result.
+// fwd and bwd_data, with walk_kernels-inl.h's row driver (per walker row and group).
 void Gather(const FewJob& job) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -327,61 +285,43 @@ void Gather(const FewJob& job) {
   const bool fwd = job.dir == core::Direction::fwd;
   const TapWalk walk = fwd ? walk_dst(g) : walk_src(g);
   const int64_t nout = fwd ? g.og() : g.ig(), nin = fwd ? g.ig() : g.og();
-  const int64_t H = fwd ? g.h_out : g.h_in, ys = walk.segs.front().ys;
-  const int threads = std::max(1, job.threads);
-  const int64_t rows = g.n * H, rpi = std::clamp<int64_t>(rows / (8 * threads), 1, 16);
-  const int64_t items = (rows + rpi - 1) / rpi;
   const int64_t pstride = walk.segs.front().pxs * job.in.sw;
   const int64_t nvec = (nout + N - 1) / N;
-#pragma omp parallel num_threads(threads)
-  {
-    RowTaps rt;
-    std::vector<Tap> taps;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
-      for (int64_t r = it * rpi; r < std::min(rows, (it + 1) * rpi); ++r) {
-        const int64_t n = r / H, Y = r % H;
-        for (const TapSegment& s : walk.segs) {
-          if ((Y - s.y0) % ys != 0) continue;
-          const int64_t yy = (Y - s.y0) / ys;
-          if (yy < 0 || yy >= s.ny) continue;
-          row_taps(s, yy, walk.ph, rt);
-          for (int64_t grp = 0; grp < g.groups; ++grp) {
-            taps.clear();
-            for (const int32_t i : rt.idx) {
-              const size_t ti = static_cast<size_t>(i);
-              taps.push_back({job.in.at(n, s.partner_row(ti, yy), 0) + s.px[ti] * job.in.sw + grp * nin,
-                              job.w + grp * job.wsg + s.tap[ti] * job.wst, s.xlo[ti], s.xhi[ti]});
-            }
-            RowArgs ra{taps.data(), static_cast<int64_t>(taps.size()), rt.lo, rt.hi, s.nx, pstride, job.wsa,
-                       job.out.at(n, Y, s.x0) + grp * nout, s.xs * job.out.sw,
-                       fwd && job.bias != nullptr ? job.bias + grp * nout : nullptr, &job.neuron};
-            if (job.dot) {
-              switch (nout) {
-                case 1: DotRow<1>(ra, nin); break;
-                case 2: DotRow<2>(ra, nin); break;
-                case 3: DotRow<3>(ra, nin); break;
-                default: DotRow<4>(ra, nin); break;
-              }
-            } else {
-              for (int64_t v0 = 0; v0 < nvec; v0 += kMaxNV) {
-                const int64_t nv = std::min<int64_t>(kMaxNV, nvec - v0);
-                const BcastRowFn fn = BcastRowFor(nin, nv);
-                fn(ra, v0 * N, std::min(nout - v0 * N, nv * N));
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  GatherOperands op;
+  op.in = job.in;
+  op.in_group = nin;
+  op.w = job.w;
+  op.w_group = job.wsg;
+  op.w_tap = job.wst;
+  op.groups = g.groups;
+  GatherRows(g, fwd, walk, job.threads, op,
+                   [&](int64_t n, int64_t Y, const TapSegment& s, const RowTaps& rt, int64_t grp, const ActiveTap* taps,
+                       int64_t nt) {
+                     RowArgs ra{taps, nt, rt.lo, rt.hi, s.nx, pstride, job.wsa, job.out.at(n, Y, s.x0) + grp * nout,
+                                s.xs * job.out.sw, fwd && job.bias != nullptr ? job.bias + grp * nout : nullptr,
+                                &job.neuron};
+                     if (job.dot) {
+                       switch (nout) {
+                         case 1: DotRow<1>(ra, nin); break;
+                         case 2: DotRow<2>(ra, nin); break;
+                         case 3: DotRow<3>(ra, nin); break;
+                         default: DotRow<4>(ra, nin); break;
+                       }
+                     } else {
+                       for (int64_t v0 = 0; v0 < nvec; v0 += kMaxNV) {
+                         const int64_t nv = std::min<int64_t>(kMaxNV, nvec - v0);
+                         const BcastRowFn fn = BcastRowFor(nin, nv);
+                         fn(ra, v0 * N, std::min(nout - v0 * N, nv * N));
+                       }
+                     }
+                   });
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Correlate (weight gradient): acc[i][j][v] += partner_i[j] · walker[e0 + v·N ..] over walker columns
 // [x0, x1) of one row, for the tile's taps (on[i]; CHECK: per-column bounds).
 template <int NO, int NV, int NT, bool CHECK, class V, class M>
-HWY_INLINE void CorrCols(V (*acc)[NO][NV], const Tap* taps, const bool* on, const float* srow,
+HWY_INLINE void CorrCols(V (*acc)[NO][NV], const ActiveTap* taps, const bool* on, const float* srow,
                          int64_t sstride, int64_t pstride, int64_t x0, int64_t x1, M ml) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -420,7 +360,7 @@ void CorrItem(const FewJob& job, const TapWalk& walk, const TapSegment& s, const
   const int64_t nts = static_cast<int64_t>(s.tap.size());
   const auto ml = hn::FirstN(d, static_cast<size_t>(nvalid - (NV - 1) * N));
   const int64_t pstride = s.pxs * job.partner.sw, sstride = s.xs * job.self.sw;
-  Tap taps[NT] = {};
+  ActiveTap taps[NT] = {};
   bool on[NT] = {};
   // The range is walked in blocks of rows holding about 32 KiB of walker data, and every tap tile runs over
   // a block while it is in L1/L2; a tile's sums wait in `saved` between blocks (stored and reloaded exactly,
@@ -681,12 +621,10 @@ class FewChannels final : public registry::Algorithm {
       const FewWgradPlan plan = few_wgrad_plan(p);
       b += static_cast<std::size_t>(round_up(plan.partial_floats * 4, 64) + round_up(plan.bias_floats * 4, 64));
     }
-    if (input_needs_staging(p.act_type, p.precision)) {
-      if (p.dir != core::Direction::bwd_data) b += f32_bytes(g.n, g.h_in, g.w_in, g.c_in);
-      if (p.dir != core::Direction::fwd) b += f32_bytes(g.n, g.h_out, g.w_out, g.c_out);
-    }
-    if (p.act_type != DataType::float32 && p.dir != core::Direction::bwd_weights)
-      b += p.dir == core::Direction::fwd ? f32_bytes(g.n, g.h_out, g.w_out, g.c_out) : f32_bytes(g.n, g.h_in, g.w_in, g.c_in);
+    if (p.dir != core::Direction::bwd_data) b += input_staging_bytes(p, g.n, g.h_in, g.w_in, g.c_in);
+    if (p.dir != core::Direction::fwd) b += input_staging_bytes(p, g.n, g.h_out, g.w_out, g.c_out);
+    if (p.dir == core::Direction::fwd) b += output_staging_bytes(p, g.n, g.h_out, g.w_out, g.c_out);
+    if (p.dir == core::Direction::bwd_data) b += output_staging_bytes(p, g.n, g.h_in, g.w_in, g.c_in);
     return b;
   }
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
@@ -694,18 +632,7 @@ class FewChannels final : public registry::Algorithm {
     const core::Geometry& g = p.g;
     const int th = ctx.num_threads;
     const int64_t T = g.kh * g.kw, Ig = g.ig(), Og = g.og();
-    char* w = static_cast<char*>(workspace);
-    auto take = [&](int64_t bytes) {
-      char* r = w;
-      w += round_up(bytes, 64);
-      return r;
-    };
-    const bool stage = input_needs_staging(p.act_type, p.precision);
-    auto stage_or_view = [&](const core::TensorView& v, int64_t h, int64_t wd, int64_t c) {
-      if (!stage) return as_f32(v);
-      return stage_input(v, g.n, h, wd, c, p.act_type, p.precision,
-                         reinterpret_cast<float*>(take(static_cast<int64_t>(f32_bytes(g.n, h, wd, c)))), th);
-    };
+    WorkspaceCursor ws(workspace);
     FewJob job;
     job.dir = p.dir;
     job.g = g;
@@ -714,22 +641,15 @@ class FewChannels final : public registry::Algorithm {
       const FewWgradPlan plan = few_wgrad_plan(p);
       job.walker_src = few_walker_src(g);
       job.rows_per_range = plan.rows_per_range;
-      job.partial = reinterpret_cast<float*>(take(plan.partial_floats * 4));
+      job.partial = ws.floats(plan.partial_floats);
       job.bias_ranges = plan.bias_ranges;
-      job.bpartial = reinterpret_cast<float*>(take(plan.bias_floats * 4));
-      const F32View x = stage_or_view(a.src, g.h_in, g.w_in, g.c_in);
-      const F32View dy = stage_or_view(a.diff_dst, g.h_out, g.w_out, g.c_out);
+      job.bpartial = ws.floats(plan.bias_floats);
+      const F32View x = input_f32(a.src, g.n, g.h_in, g.w_in, g.c_in, p, ws, th);
+      const F32View dy = input_f32(a.diff_dst, g.n, g.h_out, g.w_out, g.c_out, p, ws, th);
       job.self = job.walker_src ? x : dy;
       job.partner = job.walker_src ? dy : x;
-      // Bias summands are the stored values: the float32 tensor itself, or the staged copy when staging
-      // did not round; otherwise they are converted one by one.
-      if (p.act_type == DataType::float32) job.bsrc = as_f32(a.diff_dst);
-      else if (rounding_is_identity(p.act_type, p.precision)) job.bsrc = dy;
-      job.dy_orig = a.diff_dst;
-      job.act = p.act_type;
-      job.dw = a.diff_wei;
-      job.db = p.with_bias ? a.diff_bias : nullptr;
-      job.accumulate = p.accumulate;
+      job.bsrc = bias_summands(p, a.diff_dst, dy);
+      job.set_wgrad_target(p, a);
       HWY_DYNAMIC_DISPATCH(Run)(job);
       return core::Status::ok_status();
     }
@@ -737,7 +657,7 @@ class FewChannels final : public registry::Algorithm {
     job.dot = few_use_dot(p);
     // Weight layouts (see FewJob): natural diff_wei order [grp·Og + o][t][c] when the wide index is c.
     const int64_t wf = few_weight_floats(p);
-    float* packed = wf > 0 ? reinterpret_cast<float*>(take(wf * 4)) : nullptr;
+    float* packed = wf > 0 ? ws.floats(wf) : nullptr;
     const Precision prec = p.precision;
     if (fwd == job.dot) {  // wide index c (contiguous): a = o
       job.wsg = Og * T * Ig;
@@ -759,25 +679,21 @@ class FewChannels final : public registry::Algorithm {
       job.w = packed;
     }
     const int64_t oh = fwd ? g.h_out : g.h_in, ow = fwd ? g.w_out : g.w_in, oc = fwd ? g.c_out : g.c_in;
-    job.in = fwd ? stage_or_view(a.src, g.h_in, g.w_in, g.c_in) : stage_or_view(a.diff_dst, g.h_out, g.w_out, g.c_out);
-    const core::TensorView& out = fwd ? a.dst : a.diff_src;
-    const bool stage_out = p.act_type != DataType::float32;
-    job.out = stage_out ? F32View{reinterpret_cast<float*>(take(static_cast<int64_t>(f32_bytes(g.n, oh, ow, oc)))), oh * ow * oc, ow * oc, oc}
-                        : as_f32(out);
+    job.in = fwd ? input_f32(a.src, g.n, g.h_in, g.w_in, g.c_in, p, ws, th)
+                 : input_f32(a.diff_dst, g.n, g.h_out, g.w_out, g.c_out, p, ws, th);
+    const StagedOutput out(fwd ? a.dst : a.diff_src, g.n, oh, ow, oc, p.act_type, ws);
+    job.out = out.view();
     job.bias = fwd && p.with_bias ? a.bias : nullptr;
     job.neuron = fwd ? p.neuron : NeuronDescriptor{};
     HWY_DYNAMIC_DISPATCH(Run)(job);
-    if (stage_out) unstage_output(job.out.data, out, g.n, oh, ow, oc, p.act_type, th);
+    out.finish(th);
     return core::Status::ok_status();
   }
 };
 
 }  // namespace
 
-const registry::Algorithm* few_channels() {
-  static const FewChannels a;
-  return &a;
-}
+const registry::Algorithm* few_channels() { return single_instance<FewChannels>(); }
 
 }  // namespace tconv::cpu
 #endif

@@ -34,14 +34,9 @@
 #define TCONV_CPU_GEMM_BWD_WEIGHTS_JOB
 namespace tconv::cpu {
 // Everything the per-target code needs (float32 operands already staged/rounded).
-struct WgradJob {
+struct WgradJob : WgradTarget {
   core::Geometry g;
   F32View x, dy;              // src, diff_dst as the multiplies read them
-  core::TensorView dy_orig;   // diff_dst as stored: the bias gradient sums unrounded values (reference semantics)
-  DataType act = DataType::float32;
-  float* dw = nullptr;        // [c_out][kh][kw][Ig]
-  float* db = nullptr;        // [c_out] or null
-  bool accumulate = false;
   int threads = 1;
   int64_t nsplit = 1;         // > 1: split-K over pixel ranges with private partials (RunSplit)
   float* partial = nullptr;   // nsplit × wgrad_partial_floats(g)
@@ -85,11 +80,13 @@ using DF = hn::ScalableTag<float>;
 constexpr int kMR = HWY_LANES(float) >= 16 ? 12 : 6;
 constexpr int64_t kPrefetch = 8;  // pairs ahead
 
-// dw[m·ldw + j] (+)= Σ_i dy[i][m] · x[i][j] for m < MR, j < ncols (≤ 2 vectors). dy/x: pair row pointers
-// already offset to the tile's first o / c.
-template <int MR, bool kFull>
-HWY_NOINLINE void WTile(const float* const* dyp, const float* const* xp, int64_t np, int64_t dy_off, int64_t x_off,
-                        float* dw, int64_t ldw, int64_t ncols, bool load) {
+// The micro-kernel shared by both tile forms: dw[m·ldw + j] (+)= Σ_i a_i[m] · b_i[j] for m < MR, j < ncols
+// (≤ 2 vectors), pairs i in list order. Rows m < nload start from dw (accumulation), the others from zero;
+// rows m < nstore are written back. `Pairs` supplies pair i: Load() puts b_i in two vectors and returns the
+// row of a_i (MR floats); Prefetch() may fetch ahead. One broadcast of a per row and two loads of b per pair.
+template <int MR, bool kFull, class Pairs>
+HWY_INLINE void TileSum(const Pairs& pairs, int64_t np, float* dw, int64_t ldw, int64_t ncols, int nload,
+                        int nstore) {
   const DF d;
   const size_t N = hn::Lanes(d);
   using V = decltype(hn::Zero(d));
@@ -98,39 +95,28 @@ HWY_NOINLINE void WTile(const float* const* dyp, const float* const* xp, int64_t
   V acc0[MR], acc1[MR];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m) {
-    float* row = dw + m * ldw;
-    if (!load) {
-      acc0[m] = hn::Zero(d);
-      acc1[m] = hn::Zero(d);
-    } else if (kFull) {
-      acc0[m] = hn::LoadU(d, row);
-      acc1[m] = hn::LoadU(d, row + N);
-    } else {
-      acc0[m] = hn::MaskedLoad(m0, d, row);
-      acc1[m] = hn::MaskedLoad(m1, d, row + N);
+    acc0[m] = hn::Zero(d);
+    acc1[m] = hn::Zero(d);
+    if (m < nload) {
+      float* row = dw + m * ldw;
+      acc0[m] = kFull ? hn::LoadU(d, row) : hn::MaskedLoad(m0, d, row);
+      acc1[m] = kFull ? hn::LoadU(d, row + N) : hn::MaskedLoad(m1, d, row + N);
     }
   }
   for (int64_t i = 0; i < np; ++i) {
-    // The pairs' rows are scattered (one image row apart or more): prefetch a few pairs ahead, as the
-    // hardware prefetchers do not follow pointer lists.
-    if (i + kPrefetch < np) {
-      hwy::Prefetch(xp[i + kPrefetch] + x_off);
-      hwy::Prefetch(xp[i + kPrefetch] + x_off + N);
-      hwy::Prefetch(dyp[i + kPrefetch] + dy_off);
-    }
-    const float* HWY_RESTRICT xr = xp[i] + x_off;
-    const float* HWY_RESTRICT dr = dyp[i] + dy_off;
-    const V b0 = kFull ? hn::LoadU(d, xr) : hn::MaskedLoad(m0, d, xr);
-    const V b1 = kFull ? hn::LoadU(d, xr + N) : hn::MaskedLoad(m1, d, xr + N);
+    pairs.Prefetch(i, np);
+    V b0, b1;
+    const float* HWY_RESTRICT ar = pairs.template Load<kFull>(i, m0, m1, b0, b1);
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
-      const V av = hn::Set(d, dr[m]);
+      const V av = hn::Set(d, ar[m]);
       acc0[m] = hn::MulAdd(av, b0, acc0[m]);
       acc1[m] = hn::MulAdd(av, b1, acc1[m]);
     }
   }
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m) {
+    if (m >= nstore) break;
     float* row = dw + m * ldw;
     if (kFull) {
       hn::StoreU(acc0[m], d, row);
@@ -140,6 +126,38 @@ HWY_NOINLINE void WTile(const float* const* dyp, const float* const* xp, int64_t
       hn::BlendedStore(acc1[m], m1, d, row + N);
     }
   }
+}
+
+// Pairs read in place through the pair lists (WTile): dy/x row pointers, offset to the tile's first o / c.
+struct ListedPairs {
+  const float* const* dyp;
+  const float* const* xp;
+  int64_t dy_off, x_off;
+  // The pairs' rows are scattered (one image row apart or more): prefetch a few pairs ahead, as the
+  // hardware prefetchers do not follow pointer lists.
+  HWY_INLINE void Prefetch(int64_t i, int64_t np) const {
+    if (i + kPrefetch < np) {
+      hwy::Prefetch(xp[i + kPrefetch] + x_off);
+      hwy::Prefetch(xp[i + kPrefetch] + x_off + hn::Lanes(DF()));
+      hwy::Prefetch(dyp[i + kPrefetch] + dy_off);
+    }
+  }
+  template <bool kFull, class M, class V>
+  HWY_INLINE const float* Load(int64_t i, M m0, M m1, V& b0, V& b1) const {
+    const DF d;
+    const float* HWY_RESTRICT xr = xp[i] + x_off;
+    b0 = kFull ? hn::LoadU(d, xr) : hn::MaskedLoad(m0, d, xr);
+    b1 = kFull ? hn::LoadU(d, xr + hn::Lanes(d)) : hn::MaskedLoad(m1, d, xr + hn::Lanes(d));
+    return dyp[i] + dy_off;
+  }
+};
+
+// dw[m·ldw + j] (+)= Σ_i dy[i][m] · x[i][j] for m < MR, j < ncols (≤ 2 vectors). dy/x: pair row pointers
+// already offset to the tile's first o / c.
+template <int MR, bool kFull>
+HWY_NOINLINE void WTile(const float* const* dyp, const float* const* xp, int64_t np, int64_t dy_off, int64_t x_off,
+                        float* dw, int64_t ldw, int64_t ncols, bool load) {
+  TileSum<MR, kFull>(ListedPairs{dyp, xp, dy_off, x_off}, np, dw, ldw, ncols, load ? MR : 0, MR);
 }
 
 using WTileFn = void (*)(const float* const*, const float* const*, int64_t, int64_t, int64_t, float*, int64_t,
@@ -167,57 +185,83 @@ WTileFn PickTile(int mr, bool full) {
 }
 
 // Valid (tap coordinate, source coordinate) pairs of every destination coordinate along one axis.
-std::vector<std::vector<std::pair<int64_t, int64_t>>> tap_table(const Axis& ax) {
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> tab(static_cast<size_t>(ax.out));
+using TapTable = std::vector<std::vector<std::pair<int64_t, int64_t>>>;
+TapTable tap_table(const Axis& ax) {
+  TapTable tab(static_cast<size_t>(ax.out));
   for (int64_t o = 0; o < ax.out; ++o)
     for (int64_t q = 0; q < ax.k; ++q)
       if (const int64_t i = ax.src_of(o, q); i >= 0) tab[static_cast<size_t>(o)].emplace_back(q, i);
   return tab;
 }
 
-// Packed micro-kernel of the panel form (RunPanels): a = [np][kMR] diff_dst values (rows past the tile's mr are
-// zero), b = [np][NR] src values (columns past ncols are zero); every read is sequential, so the loop runs
-// from L1/L2 at the FMA rate instead of waiting on scattered rows. Pairs are added in list order, as WTile does.
+// The sizes every form works with: tiles of kMR rows of o × NR = 2 vectors of c, per group and tap.
+struct Dims {
+  int64_t N, NR, G, Ig, Og, T, ncb, nob, P;  // P: diff_dst pixels
+  explicit Dims(const core::Geometry& g)
+      : N(static_cast<int64_t>(hn::Lanes(DF()))), NR(2 * N), G(g.groups), Ig(g.ig()), Og(g.og()), T(g.kh * g.kw),
+        ncb((Ig + NR - 1) / NR), nob((Og + kMR - 1) / kMR), P(g.n * g.h_out * g.w_out) {}
+};
+
+// Per tap, the (diff_dst row, src row) pointer pairs of the diff_dst pixels [p0, p1) appended in pixel order
+// (the order every gradient element sums in); pixel(n, oy, ox) is called for each pixel before its pairs.
+using PairLists = std::vector<std::vector<const float*>>;
+template <class PixelFn>
+HWY_INLINE void ListPairs(const WgradJob& job, const TapTable& rows, const TapTable& cols, int64_t p0, int64_t p1,
+                          PairLists& pdy, PairLists& px, const PixelFn& pixel) {
+  const core::Geometry& g = job.g;
+  int64_t n = p0 / (g.h_out * g.w_out), oy = (p0 / g.w_out) % g.h_out, ox = p0 % g.w_out;
+  for (int64_t pix = p0; pix < p1; ++pix) {
+    const float* dyrow = job.dy.at(n, oy, ox);
+    pixel(n, oy, ox);
+    for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
+      for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
+        const size_t t = static_cast<size_t>(q * g.kw + p);
+        pdy[t].push_back(dyrow);
+        px[t].push_back(job.x.at(n, iy, ix));
+      }
+    if (++ox == g.w_out) {
+      ox = 0;
+      if (++oy == g.h_out) { oy = 0; ++n; }
+    }
+  }
+}
+
+// acc[j] += diff_dst[n][oy][ox][c0 + j] for j < nc: the stored values (the bias gradient sums them
+// unrounded, as the reference does), float16/bfloat16 converted one by one.
+HWY_INLINE void AddStoredRow(const WgradJob& job, int64_t n, int64_t oy, int64_t ox, int64_t c0, int64_t nc,
+                             float* acc) {
+  const core::TensorView& o = job.dy_orig;
+  const int64_t base = n * o.sn + oy * o.sh + ox * o.sw + c0;
+  if (job.act == DataType::float32) {
+    const float* row = static_cast<const float*>(o.data) + base;
+    for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
+  } else {
+    for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(o.data, base + j, job.act);
+  }
+}
+
+// Pairs packed by the panel form (RunPanels): a = [np][kMR] diff_dst values (rows past the tile's mr are
+// zero), b = [np][NR] src values (columns past ncols are zero); every read is sequential.
+struct PackedPairs {
+  const float* a;
+  const float* b;
+  HWY_INLINE void Prefetch(int64_t, int64_t) const {}
+  template <bool kFull, class M, class V>
+  HWY_INLINE const float* Load(int64_t i, M, M, V& b0, V& b1) const {
+    const DF d;
+    const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+    b0 = hn::LoadU(d, b + i * 2 * N);
+    b1 = hn::LoadU(d, b + i * 2 * N + N);
+    return a + i * kMR;
+  }
+};
+
+// Packed micro-kernel of the panel form: the loop runs from L1/L2 at the FMA rate instead of waiting on
+// scattered rows. Pairs are added in list order, as WTile does.
 template <bool kFull>
 HWY_NOINLINE void WTilePacked(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t np, float* dw,
                               int64_t ldw, int mr, int64_t ncols, bool load) {
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  using V = decltype(hn::Zero(d));
-  const auto m0 = hn::FirstN(d, static_cast<size_t>(std::min<int64_t>(ncols, N)));
-  const auto m1 = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(ncols - static_cast<int64_t>(N), 0)));
-  V acc0[kMR], acc1[kMR];
-#pragma GCC unroll 16
-  for (int m = 0; m < kMR; ++m) {
-    acc0[m] = hn::Zero(d);
-    acc1[m] = hn::Zero(d);
-    if (load && m < mr) {
-      float* row = dw + m * ldw;
-      acc0[m] = kFull ? hn::LoadU(d, row) : hn::MaskedLoad(m0, d, row);
-      acc1[m] = kFull ? hn::LoadU(d, row + N) : hn::MaskedLoad(m1, d, row + N);
-    }
-  }
-  for (int64_t i = 0; i < np; ++i) {
-    const V b0 = hn::LoadU(d, b + i * 2 * N), b1 = hn::LoadU(d, b + i * 2 * N + N);
-#pragma GCC unroll 16
-    for (int m = 0; m < kMR; ++m) {
-      const V av = hn::Set(d, a[i * kMR + m]);
-      acc0[m] = hn::MulAdd(av, b0, acc0[m]);
-      acc1[m] = hn::MulAdd(av, b1, acc1[m]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int m = 0; m < kMR; ++m) {
-    if (m >= mr) break;
-    float* row = dw + m * ldw;
-    if (kFull) {
-      hn::StoreU(acc0[m], d, row);
-      hn::StoreU(acc1[m], d, row + N);
-    } else {
-      hn::BlendedStore(acc0[m], m0, d, row);
-      hn::BlendedStore(acc1[m], m1, d, row + N);
-    }
-  }
+  TileSum<kMR, kFull>(PackedPairs{a, b}, np, dw, ldw, ncols, load ? mr : 0, mr);
 }
 
 // Shared form, for problems whose pixels are few or whose gradient is too large to have private partials:
@@ -237,30 +281,20 @@ void BiasSlice(const WgradJob& job, int64_t c0, int64_t p0, int64_t p1, bool loa
   const int64_t nc = std::min(kBiasSlice, g.c_out - c0);
   float acc[kBiasSlice];
   for (int64_t j = 0; j < nc; ++j) acc[j] = load ? job.db[c0 + j] : 0.0f;
-  for (int64_t pix = p0; pix < p1; ++pix) {
-    const int64_t n = pix / (g.h_out * g.w_out), oy = (pix / g.w_out) % g.h_out, ox = pix % g.w_out;
-    const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw + c0;
-    if (job.act == DataType::float32) {
-      const float* row = static_cast<const float*>(job.dy_orig.data) + base;
-      for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
-    } else {
-      for (int64_t j = 0; j < nc; ++j) acc[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
-    }
-  }
+  for (int64_t pix = p0; pix < p1; ++pix)
+    AddStoredRow(job, pix / (g.h_out * g.w_out), (pix / g.w_out) % g.h_out, pix % g.w_out, c0, nc, acc);
   for (int64_t j = 0; j < nc; ++j) job.db[c0 + j] = acc[j];
 }
 
 void RunShared(const WgradJob& job) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
   const core::Geometry& g = job.g;
-  const int64_t G = g.groups, Ig = g.ig(), Og = g.og(), T = g.kh * g.kw;
-  const int64_t ncb = (Ig + NR - 1) / NR, nob = (Og + kMR - 1) / kMR;
+  const Dims dm(g);
+  const int64_t NR = dm.NR, G = dm.G, Ig = dm.Ig, Og = dm.Og, T = dm.T, ncb = dm.ncb, nob = dm.nob;
   const int64_t witems = G * T * ncb * nob;
   const int64_t bitems = job.db != nullptr ? (g.c_out + kBiasSlice - 1) / kBiasSlice : 0;
-  const int64_t P = g.n * g.h_out * g.w_out, nchunk = (P + kSharedChunk - 1) / kSharedChunk;
-  const auto rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
-  std::vector<std::vector<const float*>> pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
+  const int64_t P = dm.P, nchunk = (P + kSharedChunk - 1) / kSharedChunk;
+  const TapTable rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
+  PairLists pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
 
 #pragma omp parallel num_threads(std::max(1, job.threads))
   for (int64_t chunk = 0; chunk < nchunk; ++chunk) {
@@ -272,20 +306,7 @@ void RunShared(const WgradJob& job) {
         pdy[static_cast<size_t>(t)].clear();
         px[static_cast<size_t>(t)].clear();
       }
-      int64_t n = p0 / (g.h_out * g.w_out), oy = (p0 / g.w_out) % g.h_out, ox = p0 % g.w_out;
-      for (int64_t pix = p0; pix < p1; ++pix) {
-        const float* dyrow = job.dy.at(n, oy, ox);
-        for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
-          for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
-            const size_t t = static_cast<size_t>(q * g.kw + p);
-            pdy[t].push_back(dyrow);
-            px[t].push_back(job.x.at(n, iy, ix));
-          }
-        if (++ox == g.w_out) {
-          ox = 0;
-          if (++oy == g.h_out) { oy = 0; ++n; }
-        }
-      }
+      ListPairs(job, rows, cols, p0, p1, pdy, px, [](int64_t, int64_t, int64_t) {});
     }  // implicit barrier: the pair lists are complete
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < witems + bitems; ++it) {
@@ -318,33 +339,14 @@ void RunShared(const WgradJob& job) {
 static_assert(kSharedChunk == 8192, "wgrad_use_panels assumes the shared form's chunk of 8192 pixels");
 
 void RunPanels(const WgradJob& job) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
   const core::Geometry& g = job.g;
-  const int64_t G = g.groups, Ig = g.ig(), Og = g.og(), T = g.kh * g.kw;
-  const int64_t ncb = (Ig + NR - 1) / NR, nob = (Og + kMR - 1) / kMR;
+  const Dims dm(g);
+  const int64_t NR = dm.NR, G = dm.G, Ig = dm.Ig, Og = dm.Og, T = dm.T, ncb = dm.ncb, nob = dm.nob, P = dm.P;
   const int64_t bitems = job.db != nullptr ? (g.c_out + kBiasSlice - 1) / kBiasSlice : 0;
-  const int64_t P = g.n * g.h_out * g.w_out;
   const bool load = job.accumulate;
-  const auto rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
-  std::vector<std::vector<const float*>> pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
-  // Pair lists of every tap, in pixel order (the order every element sums in).
-  {
-    int64_t n = 0, oy = 0, ox = 0;
-    for (int64_t pix = 0; pix < P; ++pix) {
-      const float* dyrow = job.dy.at(n, oy, ox);
-      for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
-        for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
-          const size_t t = static_cast<size_t>(q * g.kw + p);
-          pdy[t].push_back(dyrow);
-          px[t].push_back(job.x.at(n, iy, ix));
-        }
-      if (++ox == g.w_out) {
-        ox = 0;
-        if (++oy == g.h_out) { oy = 0; ++n; }
-      }
-    }
-  }
+  const TapTable rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
+  PairLists pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
+  ListPairs(job, rows, cols, 0, P, pdy, px, [](int64_t, int64_t, int64_t) {});  // every tap, in pixel order
   // Packed diff_dst: [grp][t][ob][K_t][kMR]; aoff[t] is tap t's start within a group.
   std::vector<int64_t> aoff(static_cast<size_t>(T) + 1, 0);
   for (int64_t t = 0; t < T; ++t)
@@ -402,21 +404,18 @@ void RunPanels(const WgradJob& job) {
 // the gradient in range order. Deterministic: range boundaries, sub-chunks and the final order depend only on
 // the problem.
 void RunSplit(const WgradJob& job) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), NR = 2 * N;
   const core::Geometry& g = job.g;
-  const int64_t G = g.groups, Ig = g.ig(), Og = g.og(), T = g.kh * g.kw;
-  const int64_t ncb = (Ig + NR - 1) / NR, nob = (Og + kMR - 1) / kMR;
-  const int64_t P = g.n * g.h_out * g.w_out;
+  const Dims dm(g);
+  const int64_t NR = dm.NR, G = dm.G, Ig = dm.Ig, Og = dm.Og, T = dm.T, ncb = dm.ncb, nob = dm.nob, P = dm.P;
   const int64_t kc = std::clamp<int64_t>(256 * g.stride_h * g.stride_w, 256, 16384);
   const int64_t wn = core::wei_elements(g), stride = wgrad_partial_floats(g);
-  const auto rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
+  const TapTable rows = tap_table(axis_h(g)), cols = tap_table(axis_w(g));
   const int threads = std::max(1, job.threads);
   const bool bias = job.db != nullptr;
 
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<std::vector<const float*>> pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
+    PairLists pdy(static_cast<size_t>(T)), px(static_cast<size_t>(T));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t s = 0; s < job.nsplit; ++s) {
       float* dws = job.partial + s * stride;  // [wn] weight partial, then [c_out] bias partial
@@ -424,30 +423,9 @@ void RunSplit(const WgradJob& job) {
       std::fill(dws, dws + wn + g.c_out, 0.0f);
       const int64_t p0 = s * P / job.nsplit, p1 = (s + 1) * P / job.nsplit;
       for (int64_t c = p0; c < p1; c += kc) {
-        const int64_t ce = std::min(p1, c + kc);
-        int64_t n = c / (g.h_out * g.w_out), oy = (c / g.w_out) % g.h_out, ox = c % g.w_out;
-        for (int64_t pix = c; pix < ce; ++pix) {
-          const float* dyrow = job.dy.at(n, oy, ox);
-          if (bias) {
-            const int64_t base = n * job.dy_orig.sn + oy * job.dy_orig.sh + ox * job.dy_orig.sw;
-            if (job.act == DataType::float32) {
-              const float* o = static_cast<const float*>(job.dy_orig.data) + base;
-              for (int64_t j = 0; j < g.c_out; ++j) dbs[j] += o[j];
-            } else {
-              for (int64_t j = 0; j < g.c_out; ++j) dbs[j] += core::load_as_f32(job.dy_orig.data, base + j, job.act);
-            }
-          }
-          for (const auto& [q, iy] : rows[static_cast<size_t>(oy)])
-            for (const auto& [p, ix] : cols[static_cast<size_t>(ox)]) {
-              const size_t t = static_cast<size_t>(q * g.kw + p);
-              pdy[t].push_back(dyrow);
-              px[t].push_back(job.x.at(n, iy, ix));
-            }
-          if (++ox == g.w_out) {
-            ox = 0;
-            if (++oy == g.h_out) { oy = 0; ++n; }
-          }
-        }
+        ListPairs(job, rows, cols, c, std::min(p1, c + kc), pdy, px, [&](int64_t n, int64_t oy, int64_t ox) {
+          if (bias) AddStoredRow(job, n, oy, ox, 0, g.c_out, dbs);
+        });
         for (int64_t t = 0; t < T; ++t) {
           auto& vd = pdy[static_cast<size_t>(t)];
           auto& vx = px[static_cast<size_t>(t)];
@@ -507,9 +485,7 @@ class GemmBwdWeights final : public registry::Algorithm {
     const int64_t splits = wgrad_splits(g);
     std::size_t b = splits > 1 ? static_cast<std::size_t>(splits * wgrad_partial_floats(g) * 4) : 0;
     if (wgrad_use_panels(g)) b = static_cast<std::size_t>(wgrad_panel_floats(g) * 4);  // splits == 1 here
-    if (input_needs_staging(p.act_type, p.precision))
-      b += f32_bytes(g.n, g.h_in, g.w_in, g.c_in) + f32_bytes(g.n, g.h_out, g.w_out, g.c_out);
-    return b;
+    return b + input_staging_bytes(p, g.n, g.h_in, g.w_in, g.c_in) + input_staging_bytes(p, g.n, g.h_out, g.w_out, g.c_out);
   }
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
                    const registry::ExecContext& ctx) const override {
@@ -517,27 +493,13 @@ class GemmBwdWeights final : public registry::Algorithm {
     WgradJob job;
     job.g = g;
     job.threads = ctx.num_threads;
-    if (input_needs_staging(p.act_type, p.precision)) {
-      const int64_t splits = wgrad_splits(g);
-      char* w = static_cast<char*>(workspace) + (splits > 1 ? splits * wgrad_partial_floats(g) * 4 : 0) +
-                (wgrad_use_panels(g) ? wgrad_panel_floats(g) * 4 : 0);
-      job.x = stage_input(a.src, g.n, g.h_in, g.w_in, g.c_in, p.act_type, p.precision, reinterpret_cast<float*>(w),
-                          ctx.num_threads);
-      w += f32_bytes(g.n, g.h_in, g.w_in, g.c_in);
-      job.dy = stage_input(a.diff_dst, g.n, g.h_out, g.w_out, g.c_out, p.act_type, p.precision,
-                           reinterpret_cast<float*>(w), ctx.num_threads);
-    } else {
-      job.x = as_f32(a.src);
-      job.dy = as_f32(a.diff_dst);
-    }
-    job.dy_orig = a.diff_dst;
-    job.act = p.act_type;
-    job.dw = a.diff_wei;
-    job.db = p.with_bias ? a.diff_bias : nullptr;
-    job.accumulate = p.accumulate;
+    WorkspaceCursor ws(workspace);  // the partials or the packed panels (never both), then any staging
     job.nsplit = wgrad_splits(g);
-    if (job.nsplit > 1) job.partial = static_cast<float*>(workspace);  // staging (if any) follows the partials
-    if (wgrad_use_panels(g)) job.apack = static_cast<float*>(workspace);  // likewise
+    if (job.nsplit > 1) job.partial = ws.floats(job.nsplit * wgrad_partial_floats(g));
+    if (wgrad_use_panels(g)) job.apack = ws.floats(wgrad_panel_floats(g));
+    job.x = input_f32(a.src, g.n, g.h_in, g.w_in, g.c_in, p, ws, ctx.num_threads);
+    job.dy = input_f32(a.diff_dst, g.n, g.h_out, g.w_out, g.c_out, p, ws, ctx.num_threads);
+    job.set_wgrad_target(p, a);
     HWY_DYNAMIC_DISPATCH(Run)(job);
     return core::Status::ok_status();
   }
@@ -545,10 +507,7 @@ class GemmBwdWeights final : public registry::Algorithm {
 
 }  // namespace
 
-const registry::Algorithm* gemm_bwd_weights() {
-  static const GemmBwdWeights a;
-  return &a;
-}
+const registry::Algorithm* gemm_bwd_weights() { return single_instance<GemmBwdWeights>(); }
 
 }  // namespace tconv::cpu
 #endif

@@ -261,5 +261,44 @@ std::size_t igemm_packed_bytes(const core::Geometry& g, bool fwd) {
 }
 
 void igemm_run(const IgemmJob& job) { HWY_DYNAMIC_DISPATCH(Run)(job); }
+
+std::optional<std::string> IgemmAlgorithm::decline_reason(const core::Problem& p) const {
+  if (p.dir != dir_) return "computes the " + std::string(computes_) + " only, not " + core::to_string(p.dir);
+  return std::nullopt;
+}
+
+std::size_t IgemmAlgorithm::workspace_bytes(const core::Problem& p) const {
+  const core::Geometry& g = p.g;
+  const bool fwd = p.dir == core::Direction::fwd;
+  const int64_t ah = fwd ? g.h_in : g.h_out, aw = fwd ? g.w_in : g.w_out, ac = fwd ? g.c_in : g.c_out;  // operand
+  const int64_t ch = fwd ? g.h_out : g.h_in, cw = fwd ? g.w_out : g.w_in, cc = fwd ? g.c_out : g.c_in;  // output
+  return static_cast<std::size_t>(round_up(static_cast<int64_t>(igemm_packed_bytes(g, fwd)), 64)) +
+         input_staging_bytes(p, g.n, ah, aw, ac) + output_staging_bytes(p, g.n, ch, cw, cc);
+}
+
+core::Status IgemmAlgorithm::run(const core::Problem& p, const core::Args& a, void* workspace,
+                                 const registry::ExecContext& ctx) const {
+  const core::Geometry& g = p.g;
+  const int threads = ctx.num_threads;
+  const bool fwd = p.dir == core::Direction::fwd;
+  const int64_t ah = fwd ? g.h_in : g.h_out, aw = fwd ? g.w_in : g.w_out, ac = fwd ? g.c_in : g.c_out;
+  const int64_t ch = fwd ? g.h_out : g.h_in, cw = fwd ? g.w_out : g.w_in, cc = fwd ? g.c_out : g.c_in;
+  WorkspaceCursor ws(workspace);
+  IgemmJob job;
+  job.fwd = fwd;
+  job.g = g;
+  job.threads = threads;
+  job.packed = ws.bytes(static_cast<int64_t>(igemm_packed_bytes(g, fwd)));
+  job.a = input_f32(fwd ? a.src : a.diff_dst, g.n, ah, aw, ac, p, ws, threads);
+  const StagedOutput out(fwd ? a.dst : a.diff_src, g.n, ch, cw, cc, p.act_type, ws);
+  job.c = out.view();
+  job.wei = a.wei;
+  job.precision = p.precision;
+  job.bias = fwd && p.with_bias ? a.bias : nullptr;
+  if (fwd) job.neuron = p.neuron;
+  igemm_run(job);
+  out.finish(threads);
+  return core::Status::ok_status();
+}
 }  // namespace tconv::cpu
 #endif

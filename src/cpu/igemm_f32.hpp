@@ -16,8 +16,13 @@
 
 #include <cstddef>
 
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include "core/problem.hpp"
 #include "cpu/cpu_common.hpp"
+#include "registry/algorithm.hpp"
 #include "tconv/types.hpp"
 
 namespace tconv::cpu {
@@ -39,5 +44,27 @@ struct IgemmJob {
 std::size_t igemm_packed_bytes(const core::Geometry& g, bool fwd);
 // Runs the job with the best SIMD target of this machine (Highway dynamic dispatch).
 void igemm_run(const IgemmJob& job);
+
+// The registered algorithm of one direction of the engine (fwd: phase_igemm_fwd.cpp; bwd_data:
+// igemm_bwd_data.cpp), which runs a whole problem as one job. Its workspace holds the packed weights, then
+// the float32 staging of the operand image and of the output image where the problem's type and precision
+// need it (cpu_common.hpp).
+class IgemmAlgorithm final : public registry::Algorithm {
+ public:
+  // `computes` names the direction in the decline reason ("the <computes> only, not ...").
+  IgemmAlgorithm(std::string_view name, core::Direction dir, std::string_view computes)
+      : name_(name), dir_(dir), computes_(computes) {}
+  std::string_view name() const noexcept override { return name_; }
+  DeviceKind backend() const noexcept override { return DeviceKind::cpu; }
+  std::optional<std::string> decline_reason(const core::Problem& p) const override;
+  std::size_t workspace_bytes(const core::Problem& p) const override;
+  core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
+                   const registry::ExecContext& ctx) const override;
+
+ private:
+  std::string_view name_;
+  core::Direction dir_;
+  std::string_view computes_;
+};
 
 }  // namespace tconv::cpu

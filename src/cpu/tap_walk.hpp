@@ -149,4 +149,13 @@ inline void row_taps(const TapSegment& s, int64_t yy, int64_t ph, RowTaps& out) 
   if (out.hi < out.lo) out.hi = out.lo;
 }
 
+// One active tap of a walker row, as the kernels use it: the partner pointer at grid column 0 (channel offsets
+// included), the weight pointer of the tap (if the kernel has one), and the grid columns [lo, hi) where the
+// tap's partner column is inside the partner image.
+struct ActiveTap {
+  const float* p;
+  const float* w;
+  int64_t lo, hi;
+};
+
 }  // namespace tconv::cpu

@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "cuda/algorithm_run.hpp"
 #include "cuda/cuda_algorithms.hpp"
-#include "cuda/cuda_util.hpp"
 #include "cuda/direct_kernels.cuh"
 
 namespace tconv::registry {
@@ -20,9 +20,7 @@ class CudaDirect final : public Algorithm {
   bool deterministic() const noexcept override { return true; }
 
   std::optional<std::string> decline_reason(const core::Problem& p) const override {
-    if (p.act_type != DataType::float32 && p.act_type != DataType::float16 && p.act_type != DataType::bfloat16)
-      return "activation type " + std::string(to_string(p.act_type)) + " is not float32, float16 or bfloat16";
-    return std::nullopt;
+    return cuda_backend::unsupported_activation(p.act_type);
   }
 
   std::size_t workspace_bytes(const core::Problem& p) const override {
@@ -36,25 +34,16 @@ class CudaDirect final : public Algorithm {
 
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
                    const ExecContext& ctx) const override {
-    cuda_backend::DeviceGuard guard(ctx.cuda_device);
-    if (!guard.ok()) return guard.status();
-    const auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-    if (workspace == nullptr && workspace_bytes(p) != 0)
-      return core::invalid("cuda_direct needs " + std::to_string(workspace_bytes(p)) + " bytes of device workspace");
-    switch (p.dir) {
-      case core::Direction::fwd: return cuda_direct::launch_fwd(p, a, workspace, stream);
-      case core::Direction::bwd_data: return cuda_direct::launch_bwd_data(p, a, stream);
-      case core::Direction::bwd_weights: return cuda_direct::launch_bwd_weights(p, a, workspace, stream);
-    }
-    return core::invalid("unknown direction");
+    return cuda_backend::run_by_direction(
+        name(), p, ctx, workspace, workspace_bytes(p),
+        [&](cudaStream_t s) { return cuda_direct::launch_fwd(p, a, workspace, s); },
+        [&](cudaStream_t s) { return cuda_direct::launch_bwd_data(p, a, s); },
+        [&](cudaStream_t s) { return cuda_direct::launch_bwd_weights(p, a, workspace, s); });
   }
 };
 
 }  // namespace
 
-const Algorithm* cuda_direct_algorithm() {
-  static const CudaDirect algorithm;
-  return &algorithm;
-}
+const Algorithm* cuda_direct_algorithm() { return cuda_backend::single_instance<CudaDirect>(); }
 
 }  // namespace tconv::registry

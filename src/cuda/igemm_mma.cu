@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "cuda/algorithm_run.hpp"
 #include "cuda/cuda_algorithms.hpp"
 #include "cuda/cuda_util.hpp"
 #include "cuda/direct_kernels.cuh"
@@ -75,13 +76,7 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(KView in, KView out, co
 
   __syncthreads();  // the row table is read by every thread, even when no tap reaches this phase
 
-  float acc[2][4][4];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int k = 0; k < 4; ++k) acc[i][j][k] = 0.f;
+  float acc[2][4][4] = {};
 
   const E* __restrict__ src = static_cast<const E*>(in.data);
   const int64_t taps = g.kh * g.kw;
@@ -132,41 +127,20 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(KView in, KView out, co
         Bs[c][kk] = M::cvt(v);
       }
       __syncthreads();
-      const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
-#pragma unroll
-      for (int ks = 0; ks < M::kBK; ks += M::kK) {
-        uint32_t a[2][4], b[4][2];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) load_a<M>(As, wm + i * 16, ks, gid, tig, a[i]);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) load_b<M>(Bs, wn + j * 8, ks, gid, tig, b[j]);
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) M::mma(acc[i][j], a[i], b[j]);
-      }
+      mma_slab<M>(As, Bs, warp, gid, tig, acc);
     }
   }
 
-  // Epilogue: c0, c1 at (row gid, cols 2·tig, 2·tig + 1), c2, c3 at row gid + 8.
+  // Epilogue: bias and neuron (fwd), then the store in the image type.
   E* __restrict__ dst = static_cast<E*>(out.data);
-  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = wm + i * 16 + gid + (e >= 2 ? 8 : 0);
-        const int64_t col = j0 + wn + j * 8 + tig * 2 + (e & 1);
-        if (row_base[r] < 0 || col >= n_total) continue;
-        float v = acc[i][j][e];
-        if (kFwd) {
-          if (bias != nullptr) v += bias[out_c0 + col];
-          if (nd.type != NeuronType::none) v = neuron_dev(nd.type, nd.a, nd.b, nd.c, v);
-        }
-        Act<T>::store(dst, row_out[r] + col, v);
-      }
+  for_each_acc(acc, warp, gid, tig, 0, j0, [&](int r, int64_t col, float v) {
+    if (row_base[r] < 0 || col >= n_total) return;
+    if (kFwd) {
+      if (bias != nullptr) v += bias[out_c0 + col];
+      if (nd.type != NeuronType::none) v = neuron_dev(nd.type, nd.a, nd.b, nd.c, v);
+    }
+    Act<T>::store(dst, row_out[r] + col, v);
+  });
 }
 
 template <class M, DataType T>
@@ -202,8 +176,7 @@ class CudaIgemmMma final : public Algorithm {
 
   std::optional<std::string> decline_reason(const core::Problem& p) const override {
     if (p.precision == Precision::fp32) return "fp32 precision has no tensor-core form (tf32, bf16, fp16 do)";
-    if (p.act_type != DataType::float32 && p.act_type != DataType::float16 && p.act_type != DataType::bfloat16)
-      return "activation type " + std::string(to_string(p.act_type)) + " is not float32, float16 or bfloat16";
+    if (auto why = cuda_backend::unsupported_activation(p.act_type)) return why;
     const core::Geometry& g = p.g;
     // A 64×64 tile over 1–3 channels per group wastes most of the tensor cores: measured on the H100 (suite,
     // bf16), depthwise_up ran 30–60× and fsrcnn_x3 / dcgan_g5 (Og 1, 3) 2–10× slower here than cuda_direct.
@@ -231,29 +204,25 @@ class CudaIgemmMma final : public Algorithm {
 
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
                    const ExecContext& ctx) const override {
-    cuda_backend::DeviceGuard guard(ctx.cuda_device);
-    if (!guard.ok()) return guard.status();
-    const auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-    if (p.dir == core::Direction::bwd_weights) {
-      if (workspace == nullptr) return core::invalid("cuda_igemm_mma needs device workspace for the weight gradient");
-      return cuda_direct::launch_igemm_wgrad(p, a, workspace, stream);
-    }
-    return cuda_direct::dispatch_types(p.act_type, p.precision, [&](auto act_c, auto prec_c) -> core::Status {
-      constexpr DataType T = decltype(act_c)::value;
-      constexpr Precision P = decltype(prec_c)::value;
-      if constexpr (P == Precision::bf16) return cuda_direct::launch<cuda_direct::MmaBf16, T>(p, a, stream);
-      else if constexpr (P == Precision::fp16) return cuda_direct::launch<cuda_direct::MmaF16, T>(p, a, stream);
-      else if constexpr (P == Precision::tf32) return cuda_direct::launch<cuda_direct::MmaTf32, T>(p, a, stream);
-      else return core::unsupported("cuda_igemm_mma: fp32 precision");
-    });
+    // fwd and bwd_data: one gather kernel (igemm_kernel<kFwd>); bwd_weights: igemm_mma_wgrad.cu.
+    const auto gather = [&](cudaStream_t stream) {
+      return cuda_direct::dispatch_types(p.act_type, p.precision, [&](auto act_c, auto prec_c) -> core::Status {
+        constexpr DataType T = decltype(act_c)::value;
+        constexpr Precision P = decltype(prec_c)::value;
+        if constexpr (P == Precision::bf16) return cuda_direct::launch<cuda_direct::MmaBf16, T>(p, a, stream);
+        else if constexpr (P == Precision::fp16) return cuda_direct::launch<cuda_direct::MmaF16, T>(p, a, stream);
+        else if constexpr (P == Precision::tf32) return cuda_direct::launch<cuda_direct::MmaTf32, T>(p, a, stream);
+        else return core::unsupported("cuda_igemm_mma: fp32 precision");
+      });
+    };
+    return cuda_backend::run_by_direction(
+        name(), p, ctx, workspace, workspace_bytes(p), gather, gather,
+        [&](cudaStream_t s) { return cuda_direct::launch_igemm_wgrad(p, a, workspace, s); });
   }
 };
 
 }  // namespace
 
-const Algorithm* cuda_igemm_mma_algorithm() {
-  static const CudaIgemmMma algorithm;
-  return &algorithm;
-}
+const Algorithm* cuda_igemm_mma_algorithm() { return cuda_backend::single_instance<CudaIgemmMma>(); }
 
 }  // namespace tconv::registry

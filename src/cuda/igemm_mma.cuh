@@ -79,6 +79,44 @@ __device__ __forceinline__ void load_b(const typename M::elem (*Bs)[M::kPitch], 
   }
 }
 
+// A block's 64×64 tile is 4 warps of 32×32 (warp w at rows (w / 2)·32, columns (w % 2)·32), each held as
+// float acc[2][4][4]: 2×4 m16n8 fragments. The helpers below serve the gather kernel (igemm_mma.cu) and the
+// weight gradient (igemm_mma_wgrad.cu).
+
+// acc += the warp's part of As (kBM rows × kBK k) · Bs (kBN columns × kBK k)ᵀ, one staged slab, k in order.
+template <class M>
+__device__ __forceinline__ void mma_slab(const typename M::elem (*As)[M::kPitch], const typename M::elem (*Bs)[M::kPitch],
+                                         int warp, int gid, int tig, float (&acc)[2][4][4]) {
+  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
+#pragma unroll
+  for (int ks = 0; ks < M::kBK; ks += M::kK) {
+    uint32_t a[2][4], b[4][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) load_a<M>(As, wm + i * 16, ks, gid, tig, a[i]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) load_b<M>(Bs, wn + j * 8, ks, gid, tig, b[j]);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) M::mma(acc[i][j], a[i], b[j]);
+  }
+}
+
+// f(row, col, v) for each accumulator v of the warp, at row = row0 + its tile row (< kBM) and col = col0 +
+// its tile column (< kBN): fragment element e holds (row gid, columns 2·tig, 2·tig + 1) for e = 0, 1 and row
+// gid + 8 for e = 2, 3.
+template <class R, class F>
+__device__ __forceinline__ void for_each_acc(const float (&acc)[2][4][4], int warp, int gid, int tig, R row0,
+                                             int64_t col0, F&& f) {
+  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        f(row0 + wm + i * 16 + gid + (e >= 2 ? 8 : 0), col0 + wn + j * 8 + tig * 2 + (e & 1), acc[i][j][e]);
+}
 
 // bwd_weights: deterministic split-K over pixels; workspace holds the per-chunk partial sums.
 std::size_t igemm_wgrad_workspace_bytes(const core::Problem& p);

@@ -69,13 +69,7 @@ __global__ void __launch_bounds__(kThreads) wgrad_kernel(KView src, KView dd, fl
   const E* __restrict__ sp = static_cast<const E*>(src.data);
   const E* __restrict__ dp = static_cast<const E*>(dd.data);
 
-  float acc[2][4][4];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int k = 0; k < 4; ++k) acc[i][j][k] = 0.f;
+  float acc[2][4][4] = {};
 
   const int64_t k_begin = s * w.chunk, k_end = std::min(w.k_total, k_begin + w.chunk);
   for (int64_t k0 = k_begin; k0 < k_end; k0 += M::kBK) {
@@ -108,35 +102,15 @@ __global__ void __launch_bounds__(kThreads) wgrad_kernel(KView src, KView dd, fl
       Bs[c][kk] = M::cvt(v);
     }
     __syncthreads();
-    const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
-#pragma unroll
-    for (int ks = 0; ks < M::kBK; ks += M::kK) {
-      uint32_t a[2][4], bf[4][2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) load_a<M>(As, wm + i * 16, ks, gid, tig, a[i]);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) load_b<M>(Bs, wn + j * 8, ks, gid, tig, bf[j]);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) M::mma(acc[i][j], a[i], bf[j]);
-    }
+    mma_slab<M>(As, Bs, warp, gid, tig, acc);
   }
 
   // partial[s][e], e = (((g·Og + o)·kh + q)·kw + p)·Ig + c: every (o, c) of the tile is written, zeros too.
   float* out = partial + s * w.outs;
-  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t o = o0 + wm + i * 16 + gid + (e >= 2 ? 8 : 0);
-        const int64_t c = c0 + wn + j * 8 + tig * 2 + (e & 1);
-        if (o >= g.og || c >= g.ig) continue;
-        out[(((grp * g.og + o) * g.kh + q) * g.kw + p) * g.ig + c] = acc[i][j][e];
-      }
+  for_each_acc(acc, warp, gid, tig, o0, c0, [&](int64_t o, int64_t c, float v) {
+    if (o >= g.og || c >= g.ig) return;
+    out[(((grp * g.og + o) * g.kh + q) * g.kw + p) * g.ig + c] = v;
+  });
 }
 
 // partial[s][wei_count + o] = Σ over the rows of chunk s (n·h_out rows) and all ox of diff_dst[..][o].

@@ -7,8 +7,8 @@
 //  * every float32 operation is the CPU's, in the CPU's order, one rounding each: the .cu is built with
 //    -fmad=false (no fused multiply-add, like the CPU's -ffp-contract=off), IEEE division and square root and
 //    no flush-to-zero (nvcc's defaults without --use_fast_math);
-//  * conversions to float16/bfloat16 are core/dtype.hpp's bit-level RNE (NaN payloads included), not the
-//    CUDA intrinsics, whose NaN encodings differ;
+//  * conversions to float16/bfloat16 are core/dtype.hpp's bit-level RNE (NaN payloads included; the same
+//    functions, usable in device code), not the CUDA intrinsics, whose NaN encodings differ;
 //  * transcendental functions (exp, log, log1p, tanh, pow, erf) are evaluated in float64 and rounded once to
 //    float32: that is the correctly rounded float32 value except in cases too rare to meet, which is what
 //    glibc's float32 exp/log/pow compute (float64 evaluation, then one rounding; documented error ≤ 0.52,
@@ -18,8 +18,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "core/dtype.hpp"
 #include "core/optimizer_math.hpp"
 #include "tconv/types.hpp"
 
@@ -33,60 +33,13 @@ namespace tconv::train_math {
 
 // ---------------------------------------------------------------- storage conversions (core/dtype.hpp)
 
-TCONV_TM_FN uint32_t f32_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-TCONV_TM_FN float bits_f32(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-TCONV_TM_FN uint16_t f32_to_bf16(float f) {
-  uint32_t u = f32_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-TCONV_TM_FN float bf16_to_f32(uint16_t h) { return bits_f32(static_cast<uint32_t>(h) << 16); }
-
-TCONV_TM_FN uint16_t f32_to_f16(float f) {
-  const uint32_t u = f32_bits(f);
-  const uint32_t sign = (u >> 16) & 0x8000u;
-  const uint32_t absu = u & 0x7fffffffu;
-  if (absu > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((absu >> 13) & 0x3ffu));
-  if (absu >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);
-  if (absu < 0x38800000u) {
-    // Half subnormal (or zero): the value in units of 2^-24, rounded to the nearest even integer. The product
-    // is exact (a power of two); rint rounds half to even in the default rounding mode, as nearbyint does.
-    const float scaled = bits_f32(absu) * 16777216.0f;
-#if defined(__CUDA_ARCH__)
-    const float r = rintf(scaled);
-#else
-    const float r = std::nearbyint(scaled);
-#endif
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(r));
-  }
-  const uint32_t mant = absu & 0x7fffffu;
-  const uint32_t exp = (absu >> 23) - 127 + 15;
-  uint32_t h = (exp << 10) | (mant >> 13);
-  const uint32_t rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h += 1;
-  return static_cast<uint16_t>(sign | h);
-}
-TCONV_TM_FN float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  if (exp == 0) {
-    const float v = static_cast<float>(mant) * (1.0f / 16777216.0f);
-    return sign ? -v : v;
-  }
-  if (exp == 31) return bits_f32(sign | 0x7f800000u | (mant << 13));
-  return bits_f32(sign | ((exp - 15 + 127) << 23) | (mant << 13));
-}
+// core/dtype.hpp's own bit-level conversions (__host__ __device__ under nvcc), under the names the kernels use.
+using core::bf16_to_f32;
+using core::bits_f32;
+using core::f16_to_f32;
+using core::f32_bits;
+using core::f32_to_bf16;
+using core::f32_to_f16;
 
 // Element i of a dense array of type t (float32, float16 or bfloat16), as core::load_as_f32/store_from_f32.
 TCONV_TM_FN float load(const void* base, int64_t i, DataType t) {

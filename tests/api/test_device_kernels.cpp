@@ -401,29 +401,6 @@ std::vector<float> spread(size_t n, uint32_t seed, float lo, float hi) {
 
 }  // namespace
 
-// The storage conversions of the CUDA kernels are core/dtype.hpp's, bit for bit (NaN payloads, subnormals,
-// ties, overflow): every 16-bit pattern back to float32, and float32 patterns across the whole range.
-TEST(TrainingMath, ConversionsMatchTheCpu) {
-  for (uint32_t h = 0; h < 65536; ++h) {
-    const auto b = static_cast<uint16_t>(h);
-    ASSERT_EQ(core::f32_bits(train_math::f16_to_f32(b)), core::f32_bits(core::f16_to_f32(b))) << h;
-    ASSERT_EQ(core::f32_bits(train_math::bf16_to_f32(b)), core::f32_bits(core::bf16_to_f32(b))) << h;
-    // The float32 values on and next to each 16-bit value and its rounding midpoints.
-    for (uint32_t u : {h << 16, (h << 16) + 0x8000u, (h << 16) + 0x7fffu, (h << 16) + 0x8001u,
-                       core::f32_bits(core::f16_to_f32(b)) + 0x1000u, core::f32_bits(core::f16_to_f32(b)) + 0xfffu,
-                       core::f32_bits(core::f16_to_f32(b)) + 0x1001u}) {
-      const float f = core::bits_f32(u);
-      ASSERT_EQ(train_math::f32_to_f16(f), core::f32_to_f16(f)) << std::hex << u;
-      ASSERT_EQ(train_math::f32_to_bf16(f), core::f32_to_bf16(f)) << std::hex << u;
-    }
-  }
-  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 65521) {
-    const float f = core::bits_f32(static_cast<uint32_t>(u));
-    ASSERT_EQ(train_math::f32_to_f16(f), core::f32_to_f16(f)) << std::hex << u;
-    ASSERT_EQ(train_math::f32_to_bf16(f), core::f32_to_bf16(f)) << std::hex << u;
-  }
-}
-
 // The kernels' neuron expressions are the CPU engine's operation for operation: with the CPU's own libm calls
 // substituted they give the CPU engine's results bit for bit; with the float64-evaluated transcendentals the
 // kernels use, they stay within the documented bound.

@@ -1,10 +1,14 @@
 // Helpers shared by the tconv subcommands (see cli_common.hpp).
 #include "cli_common.hpp"
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include <unistd.h>
 
@@ -47,6 +51,38 @@ Hw parse_hw(const std::string& option, const std::string& text) {
     bad("--" + option + " expects H,W or one integer, got '" + text + "'");
   }
   return Hw{h, w};
+}
+
+std::optional<int> parse_arguments(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    throw Error(ErrorCode::invalid_argument, std::string(e.what()) + " (see --help)");
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> v;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) v.push_back(item);
+  return v;
+}
+
+nlohmann::json read_suite(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::io_error, "cannot read suite file '" + path + "'");
+  nlohmann::json suite;
+  try {
+    in >> suite;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::format_error, "suite file '" + path + "' is not JSON: " + e.what());
+  }
+  if (!suite.is_object() || !suite.contains("layers") || !suite["layers"].is_array())
+    throw Error(ErrorCode::format_error, "suite file '" + path + "' has no \"layers\" array");
+  return suite;
 }
 
 ActivationLayout parse_layout(const std::string& text) {

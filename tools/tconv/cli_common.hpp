@@ -1,9 +1,12 @@
-// Helpers shared by the tconv subcommands: parsing geometry values, choosing a device, reading .npy
-// arrays with errors that name the file and the offending dtype/shape, and writing several outputs only
-// once every one of them has been computed (so a failing command leaves no output file behind).
+// Helpers shared by the tconv subcommands: parsing the command line and geometry values, choosing a
+// device, reading .npy arrays and suite files with errors that name the file and the offending
+// dtype/shape, and writing several outputs only once every one of them has been computed (so a failing
+// command leaves no output file behind).
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +15,23 @@
 #include "tconv/functional.hpp"
 #include "tconv/types.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace tconv::cli {
+
+// Parses a subcommand's arguments. Returns the exit status when --help ended the command (the help is
+// printed), nullopt to go on; a malformed command line throws Error(invalid_argument) like every other
+// error (the same "error: <code>: <message>" line, exit status 1).
+std::optional<int> parse_arguments(CLI::App& app, int argc, char** argv);
+
+// A comma-separated list option ("a,b,,c": a, b, c; empty items are dropped).
+std::vector<std::string> split_list(const std::string& text);
+
+// A benchmark suite file (../shared/bench/suite.json format): a JSON object with a "layers" array. Errors
+// name the file: Error(io_error) when it cannot be read, Error(format_error) when it is not such JSON.
+nlohmann::json read_suite(const std::string& path);
 
 // "H,W" or one number N (meaning N,N). Throws Error(invalid_argument) naming the option and the text.
 Hw parse_hw(const std::string& option, const std::string& text);

@@ -25,11 +25,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench_cuda.hpp"
+#include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/problem.hpp"
 #include "registry/algorithm.hpp"
@@ -187,20 +187,9 @@ int cmd_bench(int argc, char** argv) {
   if (device == "cpu" && !algo.empty() && registry::find(algo) == nullptr)
     throw Error(ErrorCode::invalid_argument, "unknown algorithm '" + algo + "' (tconv info lists them)");
 
-  std::ifstream in(suite_path);
-  if (!in) throw Error(ErrorCode::io_error, "cannot read suite file '" + suite_path + "'");
-  nlohmann::json suite;
-  try {
-    in >> suite;
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::format_error, "suite file '" + suite_path + "' is not JSON: " + e.what());
-  }
-  std::set<std::string> wanted;
-  {
-    std::stringstream ss(layers_arg);
-    for (std::string s; std::getline(ss, s, ',');)
-      if (!s.empty()) wanted.insert(s);
-  }
+  const nlohmann::json suite = read_suite(suite_path);
+  const std::vector<std::string> layer_list = split_list(layers_arg);
+  const std::set<std::string> wanted(layer_list.begin(), layer_list.end());
   std::ofstream out;
   if (!json_path.empty()) {
     out.open(json_path);
@@ -211,20 +200,13 @@ int cmd_bench(int argc, char** argv) {
     std::fflush(stdout);
     if (out) out << j.dump() << "\n" << std::flush;
   };
-  auto split = [](const std::string& s) {
-    std::vector<std::string> v;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-      if (!item.empty()) v.push_back(item);
-    return v;
-  };
   if (device == "cuda") {
     CudaBenchOptions o;
     o.suite = suite;
     o.layers = wanted;
-    o.dtypes = split(dtypes_arg);
+    o.dtypes = split_list(dtypes_arg);
     o.algo = algo;
-    o.algorithms = split(algorithms_arg);
+    o.algorithms = split_list(algorithms_arg);
     o.nondeterministic = nondeterministic;
     o.reps = reps;
     o.warmup = warmup;

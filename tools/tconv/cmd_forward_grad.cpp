@@ -128,18 +128,6 @@ ConvTranspose2dOptions make_options(const GeometryArgs& a, const std::vector<int
   return o;
 }
 
-// Parses; returns 0 when --help ended the command. A malformed command line is an invalid_argument
-// error like every other (same "error: <code>: <message>" line, exit status 1).
-std::optional<int> parse(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    throw Error(ErrorCode::invalid_argument, std::string(e.what()) + " (see --help)");
-  }
-  return std::nullopt;
-}
-
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string o = "[";
   for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
@@ -159,7 +147,7 @@ int cmd_forward(int argc, char** argv) {
   app.add_option("--b", b_path, "bias .npy [Cout] (optional)");
   app.add_option("--y", y_path, "output .npy")->required();
   add_geometry_options(app, g);
-  if (auto rc = parse(app, argc, argv)) return *rc;
+  if (auto rc = parse_arguments(app, argc, argv)) return *rc;
 
   const Device device = make_device(g.device, g.threads);
   const HostArray x = load_array("x", x_path);
@@ -197,7 +185,7 @@ int cmd_grad(int argc, char** argv) {
   app.add_option("--option", option,
                  "data (dx), weights (dw and db) or all; default: whatever outputs are named");
   add_geometry_options(app, g);
-  if (auto rc = parse(app, argc, argv)) return *rc;
+  if (auto rc = parse_arguments(app, argc, argv)) return *rc;
 
   bool want_dx = !dx_path.empty(), want_w = !dw_path.empty() || !db_path.empty();
   if (!option.empty()) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cli_common.hpp"
 #include "commands.hpp"
 #include "cuda/backend.hpp"
 #include "registry/algorithm.hpp"
@@ -165,12 +166,7 @@ int cmd_info(int argc, char** argv) {
   CLI::App app{"Build configuration, devices, registered algorithms and environment variables.", "tconv info"};
   bool json = false;
   app.add_flag("--json", json, "print one JSON object instead of text");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    throw Error(ErrorCode::invalid_argument, std::string(e.what()) + " (see --help)");
-  }
+  if (auto rc = parse_arguments(app, argc, argv)) return *rc;
   const nlohmann::json j = collect();
   if (json) std::printf("%s\n", j.dump(2).c_str());
   else print_text(j);

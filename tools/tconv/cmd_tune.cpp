@@ -19,11 +19,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench_cuda.hpp"
+#include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/problem.hpp"
 #include "cuda/backend.hpp"
@@ -52,14 +52,6 @@ Dtype dtype_of(const std::string& s) {
   throw Error(ErrorCode::invalid_argument, "--dtypes: '" + s + "' is not one of bf16, fp16, tf32, fp32");
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> v;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) v.push_back(item);
-  return v;
-}
-
 bool file_exists(const std::string& path) {
   std::ifstream f(path);
   return static_cast<bool>(f);
@@ -85,12 +77,7 @@ int cmd_tune(int argc, char** argv) {
   app.add_flag("--nondeterministic", nondeterministic,
                "also time nondeterministic algorithms (recorded as entries that only runs allowing them use)");
   app.add_flag("--verbose", verbose, "print every algorithm's time, not only the choice");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    throw Error(ErrorCode::invalid_argument, std::string(e.what()) + " (see --help)");
-  }
+  if (auto rc = parse_arguments(app, argc, argv)) return *rc;
   DeviceKind backend = DeviceKind::cpu;
   int ordinal = 0;
   if (device == "cuda") {
@@ -116,9 +103,9 @@ int cmd_tune(int argc, char** argv) {
   }
   if (dtypes_arg.empty()) dtypes_arg = backend == DeviceKind::cuda ? "bf16,fp16,tf32,fp32" : "fp32";
   std::vector<Dtype> dtypes;
-  for (const std::string& s : split(dtypes_arg)) dtypes.push_back(dtype_of(s));
+  for (const std::string& s : split_list(dtypes_arg)) dtypes.push_back(dtype_of(s));
   if (dtypes.empty()) throw Error(ErrorCode::invalid_argument, "--dtypes names no dtype");
-  const std::vector<std::string> layer_list = split(layers_arg);
+  const std::vector<std::string> layer_list = split_list(layers_arg);
   const std::set<std::string> wanted(layer_list.begin(), layer_list.end());
 
   if (backend == DeviceKind::cuda && ordinal >= cuda_backend::device_count())
@@ -127,16 +114,7 @@ int cmd_tune(int argc, char** argv) {
                                                    " CUDA devices are present" +
                                                    (cuda_backend::compiled_in() ? "" : " (this build has no CUDA backend)"));
 
-  std::ifstream in(suite_path);
-  if (!in) throw Error(ErrorCode::io_error, "cannot read suite file '" + suite_path + "'");
-  nlohmann::json suite;
-  try {
-    in >> suite;
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::format_error, "suite file '" + suite_path + "' is not JSON: " + e.what());
-  }
-  if (!suite.is_object() || !suite.contains("layers") || !suite["layers"].is_array())
-    throw Error(ErrorCode::format_error, "suite file '" + suite_path + "' has no \"layers\" array");
+  const nlohmann::json suite = read_suite(suite_path);
 
   // Read the existing cache first: tuning adds to it. A malformed file stops here, before anything would
   // overwrite it (it may be someone's hand-edited cache; delete it to start afresh).
