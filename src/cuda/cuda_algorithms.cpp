@@ -13,9 +13,11 @@
 
 namespace tconv::registry {
 
+const Algorithm* cuda_channel_pad_algorithm();  // channel_pad.cu: few channels padded onto the tensor cores
 std::vector<const Algorithm*> cuda_algorithms() {
   std::vector<const Algorithm*> v;
   v.push_back(cuda_stream_depthwise_algorithm());
+  v.push_back(cuda_channel_pad_algorithm());
   v.push_back(cuda_few_channels_algorithm());
   v.push_back(cuda_tc_igemm_algorithm());
   v.push_back(cuda_tc_wgrad_algorithm());

@@ -1,0 +1,6 @@
+# cuda_channel_pad (channel_pad.cu): few-channel layers on the tensor cores (and cuda_simt_f32) by padding their
+# channels into workspace buffers. Only with CUDA.
+if(NOT TCONV_HAVE_CUDA)
+  return()
+endif()
+target_sources(tconv PRIVATE ${CMAKE_CURRENT_LIST_DIR}/channel_pad.cu)
