@@ -70,4 +70,47 @@ __device__ __forceinline__ uint32_t tf32_rne_bits(uint32_t u) {
   return u & 0xffffe000u;
 }
 
+// The same rounding in one instruction where the hardware has it: sm_90's cvt.rn.tf32.f32 (F2FP.TF32) rounds to
+// nearest even at bit 13 and keeps Inf and NaN, where tf32_rne_bits takes six integer instructions per value —
+// in the tf32 mainloops that rounding, not the tensor cores, limited the issue rate. Older architectures
+// keep the integer form (cvt.rna there rounds ties away from zero, which is not the reference's rule).
+__device__ __forceinline__ uint32_t tf32_rne_fast(uint32_t u) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t r;
+  asm("cvt.rn.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(__uint_as_float(u)));
+  return r;
+#else
+  return tf32_rne_bits(u);
+#endif
+}
+__device__ __forceinline__ uint4 tf32_rne_fast(uint4 v) {
+  return make_uint4(tf32_rne_fast(v.x), tf32_rne_fast(v.y), tf32_rne_fast(v.z), tf32_rne_fast(v.w));
+}
+
+// mbarriers for the warp-specialized pipelines (cuda_tc_igemm's ws tiles, cuda_tc_wgrad's ws variants): init by
+// one thread (then a block barrier), arrive (release), and a wait on a phase parity (acquire) — sm_90's
+// try_wait, which may suspend the thread, or sm_80's test_wait in a loop.
+__device__ __forceinline__ void mbar_init(uint32_t addr, uint32_t count) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(addr), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t addr) {
+  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared.b64 st, [%0];\n}\n" ::"r"(addr) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t addr, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(addr), "r"(parity)
+                 : "memory");
+#else
+    asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(addr), "r"(parity)
+                 : "memory");
+#endif
+  } while (done == 0);
+}
+
 }  // namespace tconv::cuda_tc

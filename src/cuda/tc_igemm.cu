@@ -20,19 +20,24 @@
 //     128B-swizzled shared memory, with no register traffic for the operands (mma.sync on the H100 is held back
 //     by shared-memory bandwidth: the ldmatrix bytes per mma equal what the SM can deliver); elsewhere mma.sync
 //     with ldmatrix fragments from XOR-swizzled shared memory;
-//   * 128×128 / 128×64 / 64×128 / 64×64 block tiles, chosen per problem so that the grid fills the SMs;
+//   * block tiles from 64×64 (three per SM) to 256×128 (one per SM, 192 KB of stages: tf32 needs the depth),
+//     and split-K for problems whose tiles leave SMs idle (few pixels, long reductions: dcgan_g2's data gradient
+//     has 2048 pixels and 4096 k), chosen per problem by a time model (make_plan);
 //   * the epilogue stages the tile in shared memory and writes whole 16-byte vectors per output row.
 // tf32: operands are float32 bits, which the tensor cores truncate; the kernels round them to nearest even
 // first (wgmma: each thread rounds the A chunks it copied, in shared memory; mma.sync: the fragments, in
 // registers; weights: in the pre-pass) so that the products equal the reference's.
-// Deterministic: each output element is computed by one thread with a fixed k order (taps, then channels), no
-// split-K, no atomics.
+// Deterministic: each output element is computed by one thread with a fixed k order (taps, then channels); with
+// split-K each of the S slices is such a sum over a fixed k range, written unrounded to the workspace, and a
+// second kernel adds the S slices in ascending order. S and the tile depend on the problem alone (make_plan
+// models a fixed 132-SM GPU), so repeated runs are bit-identical. No atomics.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -72,6 +77,12 @@ struct Params {
   int N, Kc;            // GEMM columns and reduction channels per tap, per group
   int phases;           // fwd: sh·sw output phases per group; bwd_data: 1
   int vec_out;          // output rows allow 16-byte stores (pointer, strides and N multiples of 16 bytes)
+  // Split-K (splits > 1): blockIdx.z = (group·phases + phase)·splits + s; block s multiplies the s-th of `splits`
+  // equal runs of its k-tiles and writes its float32 tile to part[blockIdx.z][m][j] (part_m rows per slice);
+  // splitk_reduce_kernel adds the slices in s order and writes the output. splits = 1: the block writes it.
+  int splits;
+  float* part;
+  int64_t part_m;
 };
 
 // ---- pieces shared by both mainloops ----------------------------------------------------------------------
@@ -83,8 +94,9 @@ struct BlockCoords {
 template <bool kFwd, int BM, int BN>
 __device__ __forceinline__ BlockCoords block_coords(const Params& p) {
   BlockCoords b;
-  b.grp = static_cast<int>(blockIdx.z) / p.phases;
-  const int phase = static_cast<int>(blockIdx.z) % p.phases;
+  const int zz = static_cast<int>(blockIdx.z) / p.splits;
+  b.grp = zz / p.phases;
+  const int phase = zz % p.phases;
   b.py = kFwd ? phase / p.sw : 0;
   b.px = kFwd ? phase % p.sw : 0;
   b.rows_h = kFwd ? (p.out_h - b.py + p.sh - 1) / p.sh : p.out_h;  // pixel rows of this GEMM
@@ -185,6 +197,14 @@ struct TileLoader {
       a_x[i] = static_cast<int>(xx) * (kFwd ? 1 : p.sw);
     }
   }
+  // Positions the iterator at k-tile kt (a split block's first); np and kc_tiles must be set.
+  __device__ __forceinline__ void seek(int kt) {
+    if (kt == 0) return;  // init's position (and np may be 0: a phase without taps)
+    it_c = kt % kc_tiles;
+    const int t = kt / kc_tiles;
+    it_p = t % np;
+    it_q = t / np;
+  }
   // Queues the copies of the next k-tile into (sA, sB) and advances the iterator.
   __device__ __forceinline__ void load(const Params& p, const BlockCoords& b, const Tables<BM>& tb,
                                        unsigned char* sA, unsigned char* sB) {
@@ -284,6 +304,32 @@ __device__ __forceinline__ void store_tile(const Params& p, const BlockCoords& b
   }
 }
 
+// Split-K: this block's k-tiles [kt0, kt0 + n) out of kt_total: the s-th of `splits` runs of ceil(kt_total / splits)
+// (the last ones shorter or empty; an empty run still writes its zero tile, which the reduction adds).
+__device__ __forceinline__ void split_range(const Params& p, int kt_total, int& kt0, int& n) {
+  if (p.splits <= 1) {
+    kt0 = 0;
+    n = kt_total;
+    return;
+  }
+  const int s = static_cast<int>(blockIdx.z) % p.splits;
+  const int per = (kt_total + p.splits - 1) / p.splits;
+  kt0 = min(kt_total, s * per);
+  n = min(kt_total, kt0 + per) - kt0;
+}
+
+// Split-K epilogue: an accumulator pair (row, col..col+1 of the block tile) to the block's float32 slice, unrounded
+// (bias, neuron and the conversion come after the sum). N is a multiple of 4 on this path and col is even, so
+// the pair is whole and 8-byte aligned.
+__device__ __forceinline__ void store_partial(const Params& p, const BlockCoords& b, int row, int col, float v0,
+                                              float v1) {
+  const int64_t m = b.m0 + row;
+  const int j = b.j0 + col;
+  if (m >= b.m_total || j >= p.N) return;
+  float* d = p.part + (static_cast<int64_t>(blockIdx.z) * p.part_m + m) * p.N + j;
+  *reinterpret_cast<float2*>(d) = make_float2(v0, v1);
+}
+
 // ---- mainloop 1: mma.sync (sm_80+) --------------------------------------------------------------------------
 // Block tile BM × BN, WARPS_M × WARPS_N warps each owning (BM/WARPS_M) × (BN/WARPS_N); k-tiles of 64 bytes
 // (32 bf16/f16, 16 tf32), 4 stages.
@@ -327,6 +373,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(
   ld.np = tb.np;
   ld.kc_tiles = (p.Kc + ld.kBK - 1) / ld.kBK;
   const int kt_total = tb.nq * tb.np * ld.kc_tiles;  // k-tiles: active taps × channel tiles
+  int kt0 = 0, nkt = 0;
+  split_range(p, kt_total, kt0, nkt);
+  ld.seek(kt0);
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -350,7 +399,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(
         ldmatrix_x4(a[mt], sA + swz<kChunks>(row, ks * 2 + (lane >> 4)));
         if constexpr (kTf32) {
 #pragma unroll
-          for (int e = 0; e < 4; ++e) a[mt][e] = tf32_rne_bits(a[mt][e]);
+          for (int e = 0; e < 4; ++e) a[mt][e] = tf32_rne_fast(a[mt][e]);
         }
       }
 #pragma unroll
@@ -375,14 +424,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(
   // ones too, so that wait_group counts stay aligned with k-tiles).
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < kt_total) ld.load(p, b, tb, tc_smem + s * Cfg::kStageBytes, tc_smem + s * Cfg::kStageBytes + BM * 16 * kChunks);
+    if (s < nkt) ld.load(p, b, tb, tc_smem + s * Cfg::kStageBytes, tc_smem + s * Cfg::kStageBytes + BM * 16 * kChunks);
     cp_async_commit();
   }
-  for (int kt = 0; kt < kt_total; ++kt) {
+  for (int kt = 0; kt < nkt; ++kt) {  // kt counts this block's k-tiles from kt0
     cp_async_wait<kStages - 2>();  // this thread's copies of k-tile kt have landed ...
     __syncthreads();               // ... everyone's have, and everyone is done with k-tile kt − 1
     const int next = kt + kStages - 1;
-    if (next < kt_total) {  // refills the stage of k-tile kt − 1
+    if (next < nkt) {  // refills the stage of k-tile kt − 1
       unsigned char* st = tc_smem + (next % kStages) * Cfg::kStageBytes;
       ld.load(p, b, tb, st, st + BM * 16 * kChunks);
     }
@@ -390,10 +439,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(
     compute(kt % kStages);
   }
   cp_async_wait<0>();
+  const int gid = lane >> 2, tig = lane & 3;
+  if (p.splits > 1) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          store_partial(p, b, warp_m * Cfg::WM + mt * 16 + gid + h * 8, warp_n * Cfg::WN + nt * 8 + tig * 2,
+                        acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+    return;
+  }
   __syncthreads();  // the pipeline's shared memory becomes the output tile
 
   S* cs = reinterpret_cast<S*>(tc_smem);
-  const int gid = lane >> 2, tig = lane & 3;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -412,6 +472,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(
 template <int BM_, int BN_, int STAGES_, int MIN_BLOCKS_>
 struct WgTile {
   static constexpr int BM = BM_, BN = BN_, kStages = STAGES_, kMinBlocks = MIN_BLOCKS_;
+  static constexpr bool kWs = false;
   static constexpr int kWarpgroups = BM / 64, kThreads = 128 * kWarpgroups, kChunks = 8;
   static constexpr int kStageBytes = (BM + BN) * 16 * kChunks;  // a multiple of 1024: stages stay atom-aligned
   static constexpr int kAcc = BN / 2;                            // f32 accumulators per thread (m64nBN)
@@ -427,11 +488,21 @@ using Wg128x128 = WgTile<128, 128, 3, 2>;
 using Wg128x64 = WgTile<128, 64, 4, 2>;
 using Wg64x128 = WgTile<64, 128, 4, 2>;
 using Wg64x64 = WgTile<64, 64, 4, 3>;
+// One block per SM with 192 KB of stages. tf32 k-tiles hold half the k of bf16 ones (32 instead of 64 per
+// 128-byte row), so the two-block tiles above keep only 2 k-tiles (64 k) of copies in flight per block and wait
+// on L2 latency; these keep 4 (128x128, 6 stages) or 2 twice as large (256x128: four warpgroups, 48 KB per
+// k-tile, the most reuse of each staged byte).
+using Wg128x128d = WgTile<128, 128, 6, 1>;
+using Wg256x128 = WgTile<256, 128, 4, 1>;
 
 template <class M, int N>
 __device__ __forceinline__ void wgmma_op(float (&d)[N / 2], uint64_t da, uint64_t db) {
   using S = typename M::elem;
-  if constexpr (N == 128) {
+  if constexpr (N == 256) {
+    if constexpr (sizeof(S) == 4) wgmma_m64n256_tf32(d, da, db);
+    else if constexpr (std::is_same_v<S, __half>) wgmma_m64n256_f16(d, da, db);
+    else wgmma_m64n256_bf16(d, da, db);
+  } else if constexpr (N == 128) {
     if constexpr (sizeof(S) == 4) wgmma_m64n128_tf32(d, da, db);
     else if constexpr (std::is_same_v<S, __half>) wgmma_m64n128_f16(d, da, db);
     else wgmma_m64n128_bf16(d, da, db);
@@ -464,6 +535,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
   ld.np = tb.np;
   ld.kc_tiles = (p.Kc + Loader::kBK - 1) / Loader::kBK;
   const int kt_total = tb.nq * tb.np * ld.kc_tiles;
+  int kt0 = 0, nkt = 0;
+  split_range(p, kt_total, kt0, nkt);
+  ld.seek(kt0);
 
   float acc[Cfg::kAcc];
 #pragma unroll
@@ -476,10 +550,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
   constexpr int kInFlight = kStages >= 4 ? 1 : 0, kDist = kStages - 1 - kInFlight;
 #pragma unroll
   for (int s = 0; s < kDist; ++s) {
-    if (s < kt_total) ld.load(p, b, tb, smem + s * Cfg::kStageBytes, smem + s * Cfg::kStageBytes + BM * 128);
+    if (s < nkt) ld.load(p, b, tb, smem + s * Cfg::kStageBytes, smem + s * Cfg::kStageBytes + BM * 128);
     cp_async_commit();
   }
-  for (int kt = 0; kt < kt_total; ++kt) {
+  for (int kt = 0; kt < nkt; ++kt) {  // kt counts this block's k-tiles from kt0
     cp_async_wait<kDist - 1>();  // this thread's copies of k-tile kt have landed
     unsigned char* sA = smem + (kt % kStages) * Cfg::kStageBytes;
     if constexpr (kTf32) {
@@ -488,18 +562,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
 #pragma unroll
       for (int i = 0; i < Loader::AR; ++i) {
         uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(ld.row0 + i * Loader::kRowStep, ld.chunk));
-        uint4 u = *v;
-        u.x = tf32_rne_bits(u.x);
-        u.y = tf32_rne_bits(u.y);
-        u.z = tf32_rne_bits(u.z);
-        u.w = tf32_rne_bits(u.w);
-        *v = u;
+        *v = tf32_rne_fast(*v);
       }
     }
     fence_proxy_async();  // the copies (and roundings) are visible to the tensor cores' reads ...
     __syncthreads();      // ... of every thread's chunks; every warpgroup is done with k-tile kt − 1 − kInFlight
     const int next = kt + kDist;
-    if (next < kt_total) {
+    if (next < nkt) {
       unsigned char* st = smem + (next % kStages) * Cfg::kStageBytes;
       ld.load(p, b, tb, st, st + BM * 128);
     }
@@ -516,15 +585,167 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
   wgmma_wait<0>();
   fence_regs(acc);
   cp_async_wait<0>();
+  const int gid = lane >> 2, tig = lane & 3, row = wg * 64 + (warp % 4) * 16 + gid;
+  if (p.splits > 1) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        store_partial(p, b, row + h * 8, j * 8 + tig * 2, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+    return;
+  }
   __syncthreads();  // the pipeline's shared memory becomes the output tile
 
   S* cs = reinterpret_cast<S*>(smem);
-  const int gid = lane >> 2, tig = lane & 3, row = wg * 64 + (warp % 4) * 16 + gid;
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
       stage_pair<kFwd, BN, S>(p, b, cs, row + h * 8, j * 8 + tig * 2, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+  __syncthreads();
+  store_tile<BM, BN, T, S>(p, b, cs, tb.row_out, tid);
+#else
+  (void)p;  // not sm_90a code: never launched (wgmma_usable)
+#endif
+}
+
+// ---- mainloop 3: warp-specialized wgmma (sm_90a) ------------------------------------------------------------
+// Block tile 128 × BN: two consumer warpgroups (64 rows each, all BN columns) and one producer warpgroup. The
+// producer queues the cp.async copies kStages − 1 k-tiles ahead; for each k-tile it waits for its own copies,
+// rounds its A chunks to tf32, fences them for the tensor cores and arrives on the stage's `full` mbarrier. The
+// consumers wait on `full`, issue the k-tile's wgmmas (one group left in flight) and arrive on the previous
+// stage's `empty` mbarrier once its wgmmas are done; the producer waits on `empty` before refilling a stage.
+// No block-wide barrier in the loop, and the copy issue and address arithmetic run beside the multiplies. (The
+// single-role mainloop above, where all warps copy, round and meet at a barrier every k-tile, was measured on
+// the H100 with no eligible warp in 56% of the cycles and the tensor cores at about a quarter of their rate.)
+// Opt-in (TCONV_TC_IGEMM_WS=1 lets the planner take these tiles, TCONV_TC_IGEMM_TILE=ws* forces one): written
+// after this kernel's last GPU session, so neither its results nor its speed have been checked on a device yet.
+template <int BN_, int STAGES_>
+struct WsTile {
+  static constexpr int BM = 128, BN = BN_, kStages = STAGES_, kMinBlocks = 1;
+  static constexpr bool kWs = true;
+  static constexpr int kConsumers = 2, kThreads = 128 * (kConsumers + 1), kChunks = 8;
+  static constexpr int kStageBytes = (BM + BN) * 16 * kChunks;  // a multiple of 1024
+  static constexpr int kAcc = BN / 2;
+  template <class S>
+  static constexpr int smem_bytes() {
+    const int pipe = kStages * kStageBytes, epi = BM * out_pitch<BN>() * static_cast<int>(sizeof(S));
+    return (pipe > epi ? pipe : epi) + 1024;
+  }
+};
+using Ws128x128 = WsTile<128, 6>;  // 6 × 32 KB
+using Ws128x256 = WsTile<256, 4>;  // 4 × 48 KB
+
+template <class Cfg, class M, bool kFwd>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_ws_kernel(const Params p) {
+#if defined(TCONV_TC_WGMMA)
+  using S = typename M::elem;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, T = Cfg::kThreads, kStages = Cfg::kStages, kChunks = Cfg::kChunks;
+  constexpr int kProducers = 128, kConsumerThreads = 128 * Cfg::kConsumers;
+  constexpr bool kTf32 = sizeof(S) == 4;
+  constexpr int kKSteps = 4;  // 128 bytes of k per tile, 32 bytes per wgmma
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  __shared__ Tables<BM> tb;
+  __shared__ __align__(8) uint64_t bars[2 * kStages];  // full[s], then empty[s]
+  unsigned char* smem = tc_smem + ((1024 - (smem_addr(tc_smem) & 1023)) & 1023);  // swizzle atoms: 1024-aligned
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp / 4;
+  const BlockCoords b = block_coords<kFwd, BM, BN>(p);
+  if (b.m0 >= b.m_total) return;  // block-uniform (smaller phases)
+  build_tables<kFwd, BM, T>(p, b, tb, tid);
+  const uint32_t full0 = smem_addr(&bars[0]), empty0 = smem_addr(&bars[kStages]);
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full0 + 8 * s, kProducers);
+      mbar_init(empty0 + 8 * s, kConsumerThreads);
+    }
+  }
+  __syncthreads();  // tables and barriers
+  using Loader = TileLoader<BM, BN, kProducers, kChunks, S, kFwd>;
+  const int kc_tiles = (p.Kc + Loader::kBK - 1) / Loader::kBK;
+  const int kt_total = tb.nq * tb.np * kc_tiles;
+  int kt0 = 0, nkt = 0;
+  split_range(p, kt_total, kt0, nkt);
+
+  float acc[Cfg::kAcc];
+#pragma unroll
+  for (int i = 0; i < Cfg::kAcc; ++i) acc[i] = 0.f;
+
+  if (wg == Cfg::kConsumers) {
+    // ---- producer: copies, tf32 rounding, `full` arrivals ----
+    Loader ld;
+    ld.init(p, b, tid - kConsumerThreads);
+    ld.np = tb.np;
+    ld.kc_tiles = kc_tiles;
+    ld.seek(kt0);
+#pragma unroll
+    for (int j = 0; j < kStages - 1; ++j) {
+      if (j < nkt) ld.load(p, b, tb, smem + j * Cfg::kStageBytes, smem + j * Cfg::kStageBytes + BM * 128);
+      cp_async_commit();
+    }
+    for (int kt = 0; kt < nkt; ++kt) {
+      cp_async_wait<kStages - 2>();  // this thread's copies of k-tile kt have landed
+      const int s = kt % kStages;
+      if constexpr (kTf32) {
+        asm volatile("" ::: "memory");  // the plain shared loads below must not move above the wait
+        unsigned char* sA = smem + s * Cfg::kStageBytes;
+#pragma unroll
+        for (int i = 0; i < Loader::AR; ++i) {
+          uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(ld.row0 + i * Loader::kRowStep, ld.chunk));
+          *v = tf32_rne_fast(*v);
+        }
+      }
+      fence_proxy_async();       // copies and roundings visible to the tensor cores ...
+      mbar_arrive(full0 + 8 * s);  // ... once the consumers' wait on `full` returns
+      const int j = kt + kStages - 1;  // refill the stage of k-tile kt − 1 once its wgmmas are done
+      if (j < nkt) {
+        const int sj = j % kStages;
+        if (j >= kStages) mbar_wait(empty0 + 8 * sj, static_cast<uint32_t>((j / kStages - 1) & 1));
+        ld.load(p, b, tb, smem + sj * Cfg::kStageBytes, smem + sj * Cfg::kStageBytes + BM * 128);
+      }
+      cp_async_commit();
+    }
+    cp_async_wait<0>();
+  } else {
+    // ---- consumers: 64 rows × BN each ----
+    for (int kt = 0; kt < nkt; ++kt) {
+      const int s = kt % kStages;
+      mbar_wait(full0 + 8 * s, static_cast<uint32_t>((kt / kStages) & 1));
+      const unsigned char* sA = smem + s * Cfg::kStageBytes;
+      const uint64_t da = wgmma_desc(smem_addr(sA + wg * 64 * 128)), db = wgmma_desc(smem_addr(sA + BM * 128));
+      fence_regs(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) wgmma_op<M, BN>(acc, da + 2 * ks, db + 2 * ks);  // +32 bytes of k
+      wgmma_commit();
+      wgmma_wait<1>();  // the wgmmas of k-tile kt − 1 are done: its stage may be refilled
+      fence_regs(acc);
+      if (kt >= 1) mbar_arrive(empty0 + 8 * ((kt - 1) % kStages));
+    }
+    wgmma_wait<0>();
+    fence_regs(acc);
+  }
+
+  const int gid = lane >> 2, tig = lane & 3, row = wg * 64 + (warp % 4) * 16 + gid;
+  if (p.splits > 1) {
+    if (wg < Cfg::kConsumers) {
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          store_partial(p, b, row + h * 8, j * 8 + tig * 2, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+    }
+    return;
+  }
+  __syncthreads();  // every wgmma done, every copy landed: the stages become the output tile
+  S* cs = reinterpret_cast<S*>(smem);
+  if (wg < Cfg::kConsumers) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        stage_pair<kFwd, BN, S>(p, b, cs, row + h * 8, j * 8 + tig * 2, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+  }
   __syncthreads();
   store_tile<BM, BN, T, S>(p, b, cs, tb.row_out, tid);
 #else
@@ -573,13 +794,263 @@ __global__ void pack_bwd_kernel(const float* __restrict__ wei, typename M::elem*
   }
 }
 
+// ---- split-K reduction ----------------------------------------------------------------------------------------
+template <class S>
+__device__ __forceinline__ S from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+
+// out = Σ_s part[slice s] for each (group·phase, pixel row, 4 columns), the slices added in ascending s (a fixed
+// order: the result depends on the problem alone), then bias and neuron (fwd) and the conversion, as the
+// block epilogue of an unsplit tile does them.
+template <class S, bool kFwd>
+__global__ void __launch_bounds__(256) splitk_reduce_kernel(const Params p, int64_t gz) {
+  const int nv = p.N / 4;
+  const int64_t total = gz * p.part_m * nv, slice = p.part_m * p.N;
+  S* __restrict__ out = static_cast<S*>(p.out);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int j = static_cast<int>(i % nv) * 4;
+    const int64_t t = i / nv, m = t % p.part_m, zz = t / p.part_m;
+    const int grp = static_cast<int>(zz / p.phases), phase = static_cast<int>(zz % p.phases);
+    const int py = kFwd ? phase / p.sw : 0, px = kFwd ? phase % p.sw : 0;
+    const int64_t rows_h = kFwd ? (p.out_h - py + p.sh - 1) / p.sh : p.out_h;
+    const int64_t rows_w = kFwd ? (p.out_w - px + p.sw - 1) / p.sw : p.out_w;
+    if (m >= p.n * rows_h * rows_w) continue;  // a smaller phase's rows past its end
+    const float* src = p.part + (zz * p.splits * p.part_m + m) * p.N + j;
+    float4 acc = *reinterpret_cast<const float4*>(src);
+    for (int s = 1; s < p.splits; ++s) {
+      const float4 v = *reinterpret_cast<const float4*>(src + s * slice);
+      acc.x += v.x;
+      acc.y += v.y;
+      acc.z += v.z;
+      acc.w += v.w;
+    }
+    const int64_t xx = m % rows_w, tt = m / rows_w, yy = tt % rows_h, n = tt / rows_h;
+    const int64_t y = kFwd ? py + yy * p.sh : yy, x = kFwd ? px + xx * p.sw : xx;
+    S* d = out + n * p.out_sn + y * p.out_sh + x * p.out_sw + static_cast<int64_t>(grp) * p.N + j;
+    const float v[4] = {acc.x, acc.y, acc.z, acc.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float r = v[e];
+      if (kFwd) {
+        if (p.bias != nullptr) r += p.bias[static_cast<int64_t>(grp) * p.N + j + e];
+        if (p.nd.type != NeuronType::none) r = cuda_direct::neuron_dev(p.nd.type, p.nd.a, p.nd.b, p.nd.c, r);
+      }
+      d[e] = from_float<S>(r);
+    }
+  }
+}
+
 // ---- host side ---------------------------------------------------------------------------------------------
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 // Tiles by id: wgmma ones first (sm_90a), then mma.sync.
-enum TileId { kWg128x128, kWg128x64, kWg64x128, kWg64x64, kMma128x128, kMma128x64, kMma64x128, kMma64x64, kTiles };
-constexpr const char* kTileNames[kTiles] = {"wg128x128",  "wg128x64",  "wg64x128",  "wg64x64",
-                                            "mma128x128", "mma128x64", "mma64x128", "mma64x64"};
+enum TileId {
+  kWg128x128,
+  kWg128x64,
+  kWg64x128,
+  kWg64x64,
+  kWg128x128d,
+  kWg256x128,
+  kWs128x128,
+  kWs128x256,
+  kMma128x128,
+  kMma128x64,
+  kMma64x128,
+  kMma64x64,
+  kTiles
+};
+constexpr const char* kTileNames[kTiles] = {"wg128x128", "wg128x64",   "wg64x128",  "wg64x64",   "wg128x128d", "wg256x128",
+                                            "ws128x128", "ws128x256",  "mma128x128", "mma128x64", "mma64x128",
+                                            "mma64x64"};
+
+// What the planner knows of a tile: its size, how many blocks share an SM (shared memory and registers), and the
+// fraction of the SM's tensor rate it reaches with its SM full (eff16: bf16/f16, eff32: tf32 — whose operands
+// are twice the bytes per multiply, so that small tiles lose more to L2 traffic). solo: the fraction of that
+// rate when a tile meant to share its SM runs alone on one (half the copies in flight). The wg* values rank the
+// tiles as the H100 sweep of 2026-11-24 did (each layer's pick within ~10% of its best tile); the ws* ones are
+// estimates, used only with TCONV_TC_IGEMM_WS=1.
+struct TileInfo {
+  int bm, bn, bps;
+  bool wg;
+  double eff16, eff32;
+};
+constexpr TileInfo kTileInfo[kTiles] = {
+    {128, 128, 2, true, 0.50, 0.40},  {128, 64, 2, true, 0.42, 0.30},   {64, 128, 2, true, 0.42, 0.30},
+    {64, 64, 3, true, 0.30, 0.22},    {128, 128, 1, true, 0.50, 0.48},  {256, 128, 1, true, 0.55, 0.52},
+    {128, 128, 1, true, 0.60, 0.55},  {128, 256, 1, true, 0.65, 0.60},
+    {128, 128, 2, false, 0.30, 0.25}, {128, 64, 2, false, 0.26, 0.20},  {64, 128, 2, false, 0.26, 0.20},
+    {64, 64, 4, false, 0.20, 0.15},
+};
+constexpr double kSoloFactor = 0.75;
+// The planner's model GPU: an H100 (132 SMs; dense tensor rate per SM in multiply-adds per ns). A constant, not
+// the device's count, so that the plan — and with the split the order of every addition — is a function of the
+// problem alone, and workspace_bytes knows it before the run.
+constexpr int kPlanSms = 132;
+constexpr double kMacPerNs16 = 3746.0, kMacPerNs32 = 1873.0;
+constexpr double kReduceBytesPerNs = 2500.0, kLaunchNs = 3000.0, kRoundNs = 1500.0;
+constexpr int kMaxSplits = 16;
+constexpr int kMinKtPerSplit = 8;                              // k-tiles per split block: the pipeline's fill
+constexpr int64_t kMaxPartialFloats = int64_t{1} << 26;        // 256 MiB of partial tiles at most
+
+// Test hooks: TCONV_TC_IGEMM_TILE=<one of kTileNames> forces one block tile, so that the test suite's small shapes
+// (for which the planner takes the smallest) exercise every tile's index arithmetic; TCONV_TC_IGEMM_SPLIT=<S>
+// forces S split-K slices wherever the split path is allowed (S = 1: never split). Unset: the planner decides.
+int forced_tile() {
+  static const int forced = [] {
+    const char* e = std::getenv("TCONV_TC_IGEMM_TILE");
+    if (e == nullptr) return -1;
+    for (int i = 0; i < kTiles; ++i)
+      if (std::string(e) == kTileNames[i]) return i;
+    return -1;
+  }();
+  return forced;
+}
+// TCONV_TC_IGEMM_WS=1 / 0: the planner considers the warp-specialized tiles (ws*) or not. Unset: kWsDefault of the
+// operand size.
+constexpr bool kWsDefault16 = false, kWsDefault32 = false;
+bool ws_tiles(int esize) {
+  static const int env = [] {
+    const char* e = std::getenv("TCONV_TC_IGEMM_WS");
+    return e == nullptr ? -1 : (std::atoi(e) != 0 ? 1 : 0);
+  }();
+  return env >= 0 ? env == 1 : (esize == 4 ? kWsDefault32 : kWsDefault16);
+}
+int forced_split() {
+  static const int forced = [] {
+    const char* e = std::getenv("TCONV_TC_IGEMM_SPLIT");
+    const int v = e != nullptr ? std::atoi(e) : 0;
+    return v >= 1 ? std::min(v, 64) : 0;
+  }();
+  return forced;
+}
+
+// The GEMM's extent, per group and phase: rows (pixels, the largest phase), columns, k-tiles of the largest phase.
+struct GemmDims {
+  int64_t max_m, n_cols, gz, taps, kc;
+  int esize;
+  bool fwd;
+  int64_t kt(bool wg) const {
+    const int64_t bk = (wg ? 128 : 64) / esize;
+    return taps * ((kc + bk - 1) / bk);
+  }
+};
+GemmDims gemm_dims(const core::Problem& pr, int esize) {
+  const core::Geometry& g = pr.g;
+  GemmDims d;
+  d.fwd = pr.dir == core::Direction::fwd;
+  d.esize = esize;
+  const int64_t phases = d.fwd ? g.stride_h * g.stride_w : 1;
+  d.max_m = d.fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
+                  : g.n * g.h_in * g.w_in;
+  d.n_cols = d.fwd ? g.og() : g.ig();
+  d.kc = d.fwd ? g.ig() : g.og();
+  d.gz = g.groups * phases;
+  // Active taps of the largest phase (fwd: the taps whose offset lands on the phase, as build_tables counts them;
+  // with dilation sharing a factor with the stride one phase can have them all).
+  auto most_taps = [](int64_t k, int64_t s, int64_t dil, int64_t pad) {
+    int64_t most = 0;
+    for (int64_t ph = 0; ph < s; ++ph) {
+      int64_t c = 0;
+      for (int64_t q = 0; q < k; ++q) c += ((ph + pad - dil * (k - 1 - q)) % s == 0) ? 1 : 0;
+      most = std::max(most, c);
+    }
+    return most;
+  };
+  d.taps = d.fwd ? most_taps(g.kh, g.stride_h, g.dil_h, g.pad_h) * most_taps(g.kw, g.stride_w, g.dil_w, g.pad_w)
+                 : g.kh * g.kw;
+  return d;
+}
+
+struct Plan {
+  int tile = kWg64x64;
+  int splits = 1;
+  double est_ns = 0;
+};
+
+// Largest split the split path allows for a tile (1: none): whole float4 columns, the z grid, the partials'
+// size, and (unless forced) kMinKtPerSplit k-tiles per slice.
+int max_splits(const GemmDims& d, const TileInfo& t, bool forced) {
+  if (d.n_cols % 4 != 0) return 1;
+  const int64_t kt = d.kt(t.wg);
+  int64_t s = forced ? 64 : std::min<int64_t>(kMaxSplits, kt / kMinKtPerSplit);
+  s = std::min<int64_t>(s, 65535 / std::max<int64_t>(1, d.gz));
+  s = std::min<int64_t>(s, kMaxPartialFloats / std::max<int64_t>(1, d.gz * d.max_m * d.n_cols));
+  return static_cast<int>(std::max<int64_t>(1, s));
+}
+
+// Modelled time of one (tile, split): the busiest SM's blocks times one block's multiply-adds over the tile's rate,
+// a fixed cost per round of resident blocks (pipeline fill, epilogue), and for S > 1 the partial tiles' traffic
+// through the reduction plus its launch. Coarse, but it ranks what matters: idle SMs against per-block rate
+// against reduction bytes.
+double estimate_ns(const GemmDims& d, const TileInfo& t, int S) {
+  const int64_t tiles = ((d.max_m + t.bm - 1) / t.bm) * ((d.n_cols + t.bn - 1) / t.bn) * d.gz;
+  const int64_t blocks = tiles * S;
+  const int64_t per_sm = (blocks + kPlanSms - 1) / kPlanSms;
+  const int64_t bk = (t.wg ? 128 : 64) / d.esize;
+  const int64_t kt = (d.kt(t.wg) + S - 1) / S;
+  const double macs = static_cast<double>(t.bm) * t.bn * static_cast<double>(kt * bk);
+  double eff = d.esize == 4 ? t.eff32 : t.eff16;
+  if (t.bps > 1 && per_sm < 2) eff *= kSoloFactor;
+  const double rate = (d.esize == 4 ? kMacPerNs32 : kMacPerNs16) * eff;
+  double ns = static_cast<double>(per_sm) * macs / rate + static_cast<double>((per_sm + t.bps - 1) / t.bps) * kRoundNs;
+  if (S > 1) ns += static_cast<double>(S + 1) * static_cast<double>(d.gz * d.max_m * d.n_cols) * 4.0 / kReduceBytesPerNs + kLaunchNs;
+  return ns;
+}
+
+// The plan: the (tile, split) of least modelled time among the tiles the device runs (wgmma ones on sm_90a, else
+// mma.sync ones), within what the test hooks force.
+Plan make_plan(const core::Problem& pr, int esize, bool wgmma) {
+  const GemmDims d = gemm_dims(pr, esize);
+  const int ft = forced_tile(), fs = forced_split();
+  Plan best;
+  best.est_ns = std::numeric_limits<double>::max();
+  for (int id = 0; id < kTiles; ++id) {
+    const TileInfo& t = kTileInfo[id];
+    if (ft >= 0 && !(ft == id || (kTileInfo[ft].wg && !wgmma))) continue;  // forced (wgmma ones only where usable)
+    if (ft < 0 || (kTileInfo[ft].wg && !wgmma)) {
+      if (t.wg != wgmma) continue;
+      if ((id == kWs128x128 || id == kWs128x256) && !ws_tiles(esize)) continue;
+    }
+    const int smax = max_splits(d, t, fs > 0);
+    for (int S = 1; S <= smax; ++S) {
+      if (fs > 0 && S != std::min(fs, smax)) continue;
+      const double ns = estimate_ns(d, t, S);
+      if (ns < best.est_ns) {
+        best.tile = id;
+        best.splits = S;
+        best.est_ns = ns;
+      }
+    }
+  }
+  return best;
+}
+
+// Workspace: the packed weights, then (split-K) the float32 partial tiles, each start 16-byte aligned.
+std::size_t packed_bytes(const core::Problem& pr, int esize) {
+  return static_cast<std::size_t>(core::wei_elements(pr.g)) * static_cast<std::size_t>(esize) + 16;
+}
+std::size_t partial_bytes(const core::Problem& pr, int esize, const Plan& plan) {
+  if (plan.splits <= 1) return 0;
+  const GemmDims d = gemm_dims(pr, esize);
+  return static_cast<std::size_t>(plan.splits * d.gz * d.max_m * d.n_cols) * sizeof(float) + 16;
+}
+std::size_t workspace_for(const core::Problem& pr, int esize) {
+  const std::size_t part = std::max(partial_bytes(pr, esize, make_plan(pr, esize, true)),
+                                    partial_bytes(pr, esize, make_plan(pr, esize, false)));
+  return packed_bytes(pr, esize) + part;
+}
 
 // The wgmma kernels hold code only where they were compiled for sm_90a; a build for other architectures (or
 // plain sm_90) leaves an empty body, recognisable by its register count. Checked once per device.
@@ -602,53 +1073,16 @@ bool wgmma_usable(int device) {
   return s == 1;
 }
 
-// Test hook: TCONV_TC_IGEMM_TILE=<one of kTileNames> forces one block tile, so that the test suite's small shapes
-// (for which pick_tile takes the smallest) exercise every tile's index arithmetic. Unset: pick_tile decides.
-int forced_tile() {
-  static const int forced = [] {
-    const char* e = std::getenv("TCONV_TC_IGEMM_TILE");
-    if (e == nullptr) return -1;
-    for (int i = 0; i < kTiles; ++i)
-      if (std::string(e) == kTileNames[i]) return i;
-    return -1;
-  }();
-  return forced;
-}
-
-// Picks the block tile: the fewest "SM rounds" (blocks over SMs, rounded up) times the tile's area over its
-// relative efficiency (larger tiles reuse each shared-memory byte more; wgmma runs about twice the mma.sync rate
-// on the H100). Large problems get 128×128; small ones a smaller tile that puts work on every SM (e.g. dcgan_g2
-// bwd_data: 64 blocks of 128×128 leave half the 132 SMs idle, 128 blocks of 128×64 do not).
-int pick_tile(int64_t max_m, int64_t n_cols, int64_t gz, int sms, bool wgmma) {
-  struct Cand {
-    int id, bm, bn;
-    double eff;
-  };
-  constexpr Cand wg[] = {{kWg128x128, 128, 128, 1.0}, {kWg128x64, 128, 64, 0.8}, {kWg64x128, 64, 128, 0.8},
-                         {kWg64x64, 64, 64, 0.6}};
-  constexpr Cand mma[] = {{kMma128x128, 128, 128, 1.0}, {kMma128x64, 128, 64, 0.85}, {kMma64x128, 64, 128, 0.85},
-                          {kMma64x64, 64, 64, 0.7}};
-  const Cand* cands = wgmma ? wg : mma;
-  int best = cands[0].id;
-  double best_cost = std::numeric_limits<double>::max();
-  for (int i = 0; i < 4; ++i) {
-    const Cand& c = cands[i];
-    const int64_t blocks = ((max_m + c.bm - 1) / c.bm) * ((n_cols + c.bn - 1) / c.bn) * gz;
-    const double cost = static_cast<double>((blocks + sms - 1) / sms) * c.bm * c.bn / c.eff;
-    if (cost < best_cost) {
-      best_cost = cost;
-      best = c.id;
-    }
-  }
-  return best;
-}
-
 template <class Cfg, class M, bool kFwd, bool kWgmma>
 core::Status launch_tile(const Params& prm, int64_t max_m, int64_t gz, cudaStream_t stream, int device) {
   constexpr int smem = Cfg::template smem_bytes<typename M::elem>();
   void (*kernel)(Params);
-  if constexpr (kWgmma) kernel = &tc_wgmma_kernel<Cfg, M, kFwd>;
-  else kernel = &tc_mma_kernel<Cfg, M, kFwd>;
+  if constexpr (kWgmma) {
+    if constexpr (Cfg::kWs) kernel = &tc_wgmma_ws_kernel<Cfg, M, kFwd>;
+    else kernel = &tc_wgmma_kernel<Cfg, M, kFwd>;
+  } else {
+    kernel = &tc_mma_kernel<Cfg, M, kFwd>;
+  }
   // More than 48 KB of dynamic shared memory must be allowed once per kernel and device; remembered per device
   // (bit d of `raised`) so that a call does not pay for the driver call each time.
   static std::atomic<uint64_t> raised{0};
@@ -660,15 +1094,27 @@ core::Status launch_tile(const Params& prm, int64_t max_m, int64_t gz, cudaStrea
     raised.fetch_or(bit, std::memory_order_relaxed);
   }
   const dim3 grid(static_cast<unsigned>((max_m + Cfg::BM - 1) / Cfg::BM),
-                  static_cast<unsigned>((prm.N + Cfg::BN - 1) / Cfg::BN), static_cast<unsigned>(gz));
+                  static_cast<unsigned>((prm.N + Cfg::BN - 1) / Cfg::BN), static_cast<unsigned>(gz * prm.splits));
   kernel<<<grid, Cfg::kThreads, smem, stream>>>(prm);
-  return cuda_backend::check_launch("cuda_tc_igemm");
+  core::Status s = cuda_backend::check_launch("cuda_tc_igemm");
+  if (!s.ok() || prm.splits <= 1) return s;
+  const int64_t items = gz * prm.part_m * (prm.N / 4);
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((items + 255) / 256, int64_t{1} << 20));
+  splitk_reduce_kernel<typename M::elem, kFwd><<<blocks, 256, 0, stream>>>(prm, gz);
+  return cuda_backend::check_launch("cuda_tc_igemm split-K reduction");
+}
+
+// The plan as text, for the benchmark logs (TCONV_TC_IGEMM_VERBOSE=1 prints it on each run).
+bool verbose() {
+  static const bool v = std::getenv("TCONV_TC_IGEMM_VERBOSE") != nullptr;
+  return v;
 }
 
 template <class M>
 core::Status run_typed(const core::Problem& pr, const core::Args& a, void* workspace, cudaStream_t stream, int device) {
   using S = typename M::elem;
   constexpr int kVec = 16 / static_cast<int>(sizeof(S));
+  constexpr int kEsize = static_cast<int>(sizeof(S));
   const core::Geometry& g = pr.g;
   const bool fwd = pr.dir == core::Direction::fwd;
   const core::TensorView& in = fwd ? a.src : a.diff_dst;
@@ -688,6 +1134,15 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
   }
   core::Status s = cuda_backend::check_launch("cuda_tc_igemm weight packing");
   if (!s.ok()) return s;
+
+  const bool wgmma = wgmma_usable(device);
+  const Plan plan = make_plan(pr, kEsize, wgmma);
+  const GemmDims dims = gemm_dims(pr, kEsize);
+  if (verbose())
+    std::fprintf(stderr, "cuda_tc_igemm %s esize %d: m %lld n %lld k-tiles %lld gz %lld -> %s, %d split(s), model %.1f us\n",
+                 fwd ? "fwd" : "bwd_data", kEsize, static_cast<long long>(dims.max_m),
+                 static_cast<long long>(dims.n_cols), static_cast<long long>(dims.kt(wgmma)),
+                 static_cast<long long>(dims.gz), kTileNames[plan.tile], plan.splits, plan.est_ns * 1e-3);
 
   Params prm{};
   prm.in = in.data;
@@ -719,18 +1174,15 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
   prm.phases = static_cast<int>(fwd ? g.stride_h * g.stride_w : 1);
   prm.vec_out = aligned16(out.data) && out.sn % kVec == 0 && out.sh % kVec == 0 && out.sw % kVec == 0 &&
                 prm.N % kVec == 0;
-
-  const int64_t max_m = fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
-                            : g.n * g.h_in * g.w_in;
-  const int64_t gz = g.groups * prm.phases;
-  int sms = 132;
-  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms <= 0) {
-    cudaGetLastError();
-    sms = 132;
+  prm.splits = plan.splits;
+  prm.part_m = dims.max_m;
+  if (plan.splits > 1) {
+    // After the packed weights, 16-byte aligned (workspace_bytes counted both, with their slack).
+    const uintptr_t end = reinterpret_cast<uintptr_t>(wpk) + static_cast<uintptr_t>(core::wei_elements(g)) * kEsize;
+    prm.part = reinterpret_cast<float*>((end + 15) & ~uintptr_t{15});
   }
-  const bool wgmma = wgmma_usable(device);
-  int tile = forced_tile();
-  if (tile < 0 || (tile < kMma128x128 && !wgmma)) tile = pick_tile(max_m, prm.N, gz, sms, wgmma);
+
+  const int64_t max_m = dims.max_m, gz = dims.gz;
   auto go = [&](auto cfg, auto wg_c) -> core::Status {
     using Cfg = decltype(cfg);
     constexpr bool kWg = decltype(wg_c)::value;
@@ -739,17 +1191,22 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
   };
   using Yes = std::true_type;
   using No = std::false_type;
-  switch (tile) {
+  switch (plan.tile) {
     case kWg128x128: return go(Wg128x128{}, Yes{});
     case kWg128x64: return go(Wg128x64{}, Yes{});
     case kWg64x128: return go(Wg64x128{}, Yes{});
     case kWg64x64: return go(Wg64x64{}, Yes{});
+    case kWg128x128d: return go(Wg128x128d{}, Yes{});
+    case kWg256x128: return go(Wg256x128{}, Yes{});
+    case kWs128x128: return go(Ws128x128{}, Yes{});
+    case kWs128x256: return go(Ws128x256{}, Yes{});
     case kMma128x128: return go(Mma128x128{}, No{});
     case kMma128x64: return go(Mma128x64{}, No{});
     case kMma64x128: return go(Mma64x128{}, No{});
     default: return go(Mma64x64{}, No{});
   }
 }
+
 
 }  // namespace
 }  // namespace tconv::cuda_tc
@@ -806,11 +1263,12 @@ class CudaTcIgemm final : public Algorithm {
     return std::nullopt;
   }
 
-  // The packed weights (operand type), plus 16 bytes to align their start.
+  // The packed weights (operand type), plus the split-K partial tiles where the plan splits (the larger of the
+  // wgmma and the mma.sync plan: the device is not known here), each with 16 bytes to align its start.
   std::size_t workspace_bytes(const core::Problem& p) const override {
     if (p.dir == core::Direction::bwd_weights) return 0;
     const int bytes = operand_bytes(p);
-    return bytes == 0 ? 0 : static_cast<std::size_t>(core::wei_elements(p.g)) * bytes + 16;
+    return bytes == 0 ? 0 : cuda_tc::workspace_for(p, bytes);
   }
 
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,

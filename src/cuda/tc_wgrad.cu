@@ -15,10 +15,12 @@
 // slab is staged once for all of them — dcgan_g4, unet_up4 (Og 64) fill the tensor cores as Og 128 does.
 // Shared rows are 256 or 512 bytes; 16-byte chunks are XOR-swizzled by the row so that the 8 rows an
 // ldmatrix reads (or the 16-byte tf32 loads of a quarter warp) fall in distinct banks. The pipeline keeps
-// 5 stages of 16 KiB in flight (6 × 16 KiB of shared memory, two blocks per SM).
+// 96 KiB of stages per block with two blocks per SM (16-bit: 6 × 32 pixels; tf32: 3 × 32 pixels, or 6 × 16),
+// or 192 KiB with one (launch_typed's variants). tf32 values are rounded once per stage in shared memory, with
+// sm_90's one-instruction RNE conversion where it exists: the integer form took more issue slots than the mma.
 //
 // Determinism: when the tiles cannot fill the GPU, the pixel range is cut into S chunks — S from the
-// problem alone (kTargetBlocks is a constant, never the device's SM count or a timing) — each block writes
+// problem alone (kPlanSms is a constant, never the device's SM count or a timing) — each block writes
 // its partial tile to workspace and a second kernel adds the S partials in a fixed order. The bias gradient
 // (column sums of diff_dst) runs in the same launch as extra blocks after the GEMM blocks; they too write
 // fixed-chunk partials that the second kernel adds in a fixed order. No floating-point atomics anywhere.
@@ -50,28 +52,32 @@ using cuda_direct::MmaF16;
 using cuda_direct::MmaTf32;
 
 constexpr int kThreads = 256;
+constexpr int kWsStagers = 128;  // staging threads of the warp-specialized variants (beside kThreads multiplying)
 constexpr int kTile = 128;           // tile rows (tap, out channel) and columns (in channel)
-// Blocks wanted in flight: two resident blocks on each of the H100's 132 SMs. A constant, so that the
-// split (and with it every rounding) is the same on any GPU.
-constexpr int64_t kTargetBlocks = 264;
+// Blocks wanted in flight: the resident blocks (one or two per SM, WgradPlan::min_blocks) on each of the H100's
+// 132 SMs. A constant, so that the split (and with it every rounding) is the same on any GPU.
+constexpr int64_t kPlanSms = 132;
 constexpr int64_t kBiasTargetBlocks = 264;  // bias blocks: they run after (or beside) the last GEMM wave
 constexpr int64_t kMinStagesPerChunk = 16;  // a chunk shorter than this spends more on its prologue and
                                             // on writing its partial tile than on the multiply
 constexpr int64_t kMaxSplit = 128;
 
-template <class M>
+// kBK_: pixels per stage — 32 for 16-bit types (two m16n8k16 steps); 16 or 32 for tf32 (two or four m16n8k8
+// steps: 32 halves the barriers and the loader's index work per multiply, at 32 KiB per stage).
+template <class M, int kBK_>
 struct Cfg {
   using E = typename M::elem;
   static constexpr int kEsize = static_cast<int>(sizeof(E));
   static constexpr int kEpc = 16 / kEsize;           // elements per 16-byte chunk
-  static constexpr int kBK = kEsize == 2 ? 32 : 16;  // pixels per stage (two mma k-steps)
+  static constexpr int kBK = kBK_;                   // pixels per stage
   static constexpr int kRowBytes = kTile * kEsize;   // one staged pixel row of one operand
   static constexpr int kCpr = kTile / kEpc;          // chunks per row: 16 (16-bit) or 32 (tf32)
-  static constexpr int kTileBytes = kBK * kRowBytes;  // 8 KiB
+  static constexpr int kTileBytes = kBK * kRowBytes;  // 8 or 16 KiB
   static constexpr int kStageBytes = 2 * kTileBytes;  // A (diff_dst) then B (src)
   static constexpr int kTpr = kThreads / kBK;  // threads per staged pixel row
   static constexpr int kCpt = kCpr / kTpr;     // chunks per thread per operand and stage
-  static_assert(kCpr % kTpr == 0 && kCpt == 2, "staging layout");
+  // The swizzles below flip chunk bits under kTpr only (row & 7 for 16-bit, values < 8 for tf32).
+  static_assert(kCpr % kTpr == 0 && kCpt >= 2 && kTpr >= 8 && kBK % 16 == 0, "staging layout");
   // Physical chunk = logical chunk XOR swz(row), which flips bits below kTpr only. 16-bit: ldmatrix reads 8
   // consecutive rows of one chunk column → XOR row & 7 puts them in 8 distinct bank groups. tf32: a quarter
   // warp reads rows k..k+3 (k & 3 = tig) at chunks {b, b + 2} (A) or {b, b + 1} (B), b even: XOR with
@@ -221,10 +227,12 @@ __device__ __forceinline__ void bias_block(const WParams& P, int64_t bb, unsigne
   }
 }
 
-// kStages: pipeline depth (shared memory kStages · 16 KiB; two blocks per SM up to 6 stages).
-template <class M, bool kVec, int kStages>
+// kStages: pipeline depth (shared memory kStages · kStageBytes: 96 KiB for two blocks per SM, 192 KiB for one).
+// kWs: warp-specialized — kThreads multiplying threads plus kWsStagers staging threads (see the pipeline below);
+// otherwise every thread stages and multiplies, with a block barrier per stage.
+template <class M, bool kVec, int kStages, int kBK, bool kWs>
 __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigned char* smem) {
-  using C = Cfg<M>;
+  using C = Cfg<M, kBK>;
   using E = typename C::E;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t tgi = gi % P.tg;
@@ -239,18 +247,29 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   const int o0 = static_cast<int>(mti) * mo;  // out channel within the group
   const int c0 = static_cast<int>(nti) * kTile;
 
-  // ---- staging role: pixel row `row` of each stage, chunks tr and tr + kTpr of both operands ----------
-  const int row = tid / C::kTpr, tr = tid % C::kTpr;
-  // Chunk tr + kTpr·j lands at (tr XOR swz) + kTpr·j: swz < kTpr only flips bits below kTpr.
-  const uint32_t soff_a = static_cast<uint32_t>(row * C::kRowBytes + ((tr ^ C::swz_a(row)) << 4));
-  const uint32_t soff_b = static_cast<uint32_t>(row * C::kRowBytes + ((tr ^ C::swz_b(row)) << 4));
-  bool a_ok[C::kCpt], b_ok[C::kCpt];
-  int a_sy[C::kCpt], a_sx[C::kCpt];
-  int a_col[C::kCpt];  // channel offsets: < c_out, c_in < 2^31 (decline_reason)
-  const int b_col = static_cast<int>(grp) * P.ig + c0 + tr * C::kEpc;  // chunk j: + kTpr·kEpc·j
+  // ---- staging role: pixel row `row` of each stage, chunks tr + kTprS·j of both operands ----------------
+  // kStagers threads stage (all of them, or the warp-specialized block's staging warps).
+  constexpr int kStagers = kWs ? kWsStagers : kThreads;
+  constexpr int kTprS = kStagers / C::kBK, kCptS = C::kCpr / kTprS;  // threads per pixel row, chunks per thread
+  static_assert(kTprS * C::kBK == kStagers && kCptS * kTprS == C::kCpr, "staging layout");
+  const int stid = kWs ? (tid >= kThreads ? tid - kThreads : 0) : tid;  // (multiplying threads never stage)
+  const int row = stid / kTprS, tr = stid % kTprS;
+  const int swa = C::swz_a(row), swb = C::swz_b(row);
+  // Chunk tr + kTprS·j of the row lands at (tr + kTprS·j) XOR swz; where swz < kTprS (every layout but the
+  // warp-specialized tf32 one) that is (tr XOR swz) + kTprS·j, a constant step.
+  auto off_a = [&](int j) -> uint32_t {
+    return static_cast<uint32_t>(row * C::kRowBytes + (((tr + kTprS * j) ^ swa) << 4));
+  };
+  auto off_b = [&](int j) -> uint32_t {
+    return static_cast<uint32_t>(row * C::kRowBytes + (((tr + kTprS * j) ^ swb) << 4));
+  };
+  bool a_ok[kCptS], b_ok[kCptS];
+  int a_sy[kCptS], a_sx[kCptS];
+  int a_col[kCptS];  // channel offsets: < c_out, c_in < 2^31 (decline_reason)
+  const int b_col = static_cast<int>(grp) * P.ig + c0 + tr * C::kEpc;  // chunk j: + kTprS·kEpc·j
 #pragma unroll
-  for (int j = 0; j < C::kCpt; ++j) {
-    const int chunk = tr + C::kTpr * j;
+  for (int j = 0; j < kCptS; ++j) {
+    const int chunk = tr + kTprS * j;
     const int m = chunk * C::kEpc;  // tile row (A) / column (B) of the chunk's first element
     const int tap = tap0 + (m >> P.mo_shift);
     const int o = o0 + (m & (mo - 1));
@@ -283,13 +302,13 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     const int64_t xoff = n * P.xsn + iy * P.xsh + ix * P.xsw;
     const int64_t dn = n * P.dsn;
 #pragma unroll
-    for (int j = 0; j < C::kCpt; ++j) {
+    for (int j = 0; j < kCptS; ++j) {
       const int oy = iy * P.sh + a_sy[j], ox = ix * P.sw + a_sx[j];
       const bool oka = in && a_ok[j] && static_cast<unsigned>(oy) < static_cast<unsigned>(P.h_out) &&
                        static_cast<unsigned>(ox) < static_cast<unsigned>(P.w_out);
-      copy16<E, kVec>(sa + soff_a + j * C::kTpr * 16, oka ? dp + dn + oy * P.dsh + ox * P.dsw + a_col[j] : dp, oka);
+      copy16<E, kVec>(sa + off_a(j), oka ? dp + dn + oy * P.dsh + ox * P.dsw + a_col[j] : dp, oka);
       const bool okb = in && b_ok[j];
-      copy16<E, kVec>(sbm + soff_b + j * C::kTpr * 16, okb ? xp + xoff + b_col + j * C::kTpr * C::kEpc : xp, okb);
+      copy16<E, kVec>(sbm + off_b(j), okb ? xp + xoff + b_col + j * kTprS * C::kEpc : xp, okb);
     }
     kk += C::kBK;
     ix += P.add_ix;
@@ -388,39 +407,84 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     }
   };
 
-  // ---- pipeline: kStages − 1 stages in flight while one is multiplied ------------------------------------
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < nst) load_stage(st);
-    cp_async_commit();
-  }
-  for (int64_t it = 0; it < nst; ++it) {
-    cp_async_wait<kStages - 2>();
+  // tf32: round this thread's own landed chunks of a stage to nearest even once (core::round_input's rule; the
+  // tensor cores would drop the low bits), instead of every fragment load rounding them again.
+  auto round_stage = [&](int64_t slot) {
     if constexpr (C::kEsize == 4) {
-      // tf32: round this thread's own landed chunks to nearest even once (core::round_input's rule; the tensor
-      // cores would drop the low bits), instead of every fragment load rounding them again.
-      unsigned char* st = smem + (it % kStages) * C::kStageBytes;
+      unsigned char* st = smem + slot * C::kStageBytes;
 #pragma unroll
-      for (int j = 0; j < C::kCpt; ++j) {
-#pragma unroll
-        for (int op = 0; op < 2; ++op) {
-          auto* q = reinterpret_cast<uint4*>(st + op * C::kTileBytes + (op == 0 ? soff_a : soff_b) + j * C::kTpr * 16);
-          uint4 v = *q;
-          v.x = tf32_rne_bits(v.x);
-          v.y = tf32_rne_bits(v.y);
-          v.z = tf32_rne_bits(v.z);
-          v.w = tf32_rne_bits(v.w);
-          *q = v;
-        }
+      for (int j = 0; j < kCptS; ++j) {
+        auto* qa = reinterpret_cast<uint4*>(st + off_a(j));
+        auto* qb = reinterpret_cast<uint4*>(st + C::kTileBytes + off_b(j));
+        *qa = tf32_rne_fast(*qa);
+        *qb = tf32_rne_fast(*qb);
+      }
+    } else {
+      (void)slot;
+    }
+  };
+
+  if constexpr (kWs) {
+    // ---- pipeline, warp-specialized: the staging warps keep kStages − 1 stages of copies in flight; per stage
+    // they wait for their own copies, round them (tf32) and arrive on the stage's `full` mbarrier; the multiplying
+    // warps wait on `full`, multiply, and arrive on `empty`, which the staging warps wait on before refilling the
+    // stage. No block barrier in the loop: copy issue, index arithmetic and rounding run beside the mma.
+    uint64_t* bars = reinterpret_cast<uint64_t*>(smem + kStages * C::kStageBytes);  // full[s], then empty[s]
+    const uint32_t full0 = smem_addr(bars), empty0 = smem_addr(bars + kStages);
+    if (tid == 0) {
+      for (int st = 0; st < kStages; ++st) {
+        mbar_init(full0 + 8 * st, kWsStagers);
+        mbar_init(empty0 + 8 * st, kThreads);
       }
     }
-    __syncthreads();  // stage `it` landed for every thread; stage it − 1 (the slot refilled next) consumed
-    const int64_t next = it + kStages - 1;
-    if (next < nst) load_stage(next % kStages);
-    cp_async_commit();
-    compute_stage(it % kStages);
+    __syncthreads();  // barriers initialised (GEMM blocks only: the whole block takes this branch)
+    if (tid >= kThreads) {
+#pragma unroll
+      for (int st = 0; st < kStages - 1; ++st) {
+        if (st < nst) load_stage(st);
+        cp_async_commit();
+      }
+      for (int64_t it = 0; it < nst; ++it) {
+        cp_async_wait<kStages - 2>();  // this thread's copies of stage `it` have landed
+        const int64_t slot = it % kStages;
+        asm volatile("" ::: "memory");
+        round_stage(slot);
+        mbar_arrive(full0 + 8 * static_cast<uint32_t>(slot));  // release: copies and roundings
+        const int64_t next = it + kStages - 1;  // refills the slot of stage it − 1 once it is multiplied
+        if (next < nst) {
+          const int64_t ns = next % kStages;
+          if (next >= kStages) mbar_wait(empty0 + 8 * static_cast<uint32_t>(ns), static_cast<uint32_t>((next / kStages - 1) & 1));
+          load_stage(ns);
+        }
+        cp_async_commit();
+      }
+      cp_async_wait<0>();
+      return;  // the staging warps hold no results
+    }
+    for (int64_t it = 0; it < nst; ++it) {
+      const int64_t slot = it % kStages;
+      mbar_wait(full0 + 8 * static_cast<uint32_t>(slot), static_cast<uint32_t>((it / kStages) & 1));
+      compute_stage(slot);  // its shared loads are done once the last mma is issued
+      mbar_arrive(empty0 + 8 * static_cast<uint32_t>(slot));
+    }
+  } else {
+    // ---- pipeline: kStages − 1 stages in flight while one is multiplied ----------------------------------
+#pragma unroll
+    for (int st = 0; st < kStages - 1; ++st) {
+      if (st < nst) load_stage(st);
+      cp_async_commit();
+    }
+    for (int64_t it = 0; it < nst; ++it) {
+      cp_async_wait<kStages - 2>();
+      round_stage(it % kStages);
+      __syncthreads();  // stage `it` landed for every thread; stage it − 1 (the slot refilled next) consumed
+      const int64_t next = it + kStages - 1;
+      if (next < nst) load_stage(next % kStages);
+      cp_async_commit();
+      compute_stage(it % kStages);
+    }
+    cp_async_wait<0>();
   }
-  cp_async_wait<0>();
 
   // ---- epilogue: every (row, column) of the tile this thread holds, to partial[s] or diff_wei ------------
   float* out = P.out + (P.direct ? int64_t{0} : s * P.wei_count);
@@ -491,12 +555,12 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 
 // GEMM blocks first, then the bias blocks: these fill the slots the last GEMM wave leaves free. (Measured
 // on the H100: interleaving them from the start kept half the GEMM blocks waiting behind the bias sums.)
-template <class M, bool kVec, int kStages>
-__global__ void __launch_bounds__(kThreads, 2) tc_wgrad_kernel(const WParams P) {
+template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs>
+__global__ void __launch_bounds__(kWs ? kThreads + kWsStagers : kThreads, kMinBlocks) tc_wgrad_kernel(const WParams P) {
   extern __shared__ __align__(128) unsigned char smem[];
   const int64_t b = blockIdx.x;
   if (b < P.gemm_blocks) {
-    gemm_block<M, kVec, kStages>(P, b, smem);
+    gemm_block<M, kVec, kStages, kBK, kWs>(P, b, smem);
   } else {
     bias_block<typename M::elem, kVec>(P, b - P.gemm_blocks, smem);
   }
@@ -549,7 +613,7 @@ int reduce_lanes(int64_t S, int64_t count) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The dynamic shared-memory limit is raised once per kernel and device.
-template <class M, bool kVec, int kStages>
+template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs>
 core::Status allow_smem(int bytes) {
   static std::atomic<uint64_t> done{0};
   int dev = 0;
@@ -557,7 +621,8 @@ core::Status allow_smem(int bytes) {
   const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
   if (bit != 0 && (done.load(std::memory_order_relaxed) & bit) != 0) return core::Status::ok_status();
   if (auto st = cuda_backend::check(
-          cudaFuncSetAttribute(tc_wgrad_kernel<M, kVec, kStages>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+          cudaFuncSetAttribute(tc_wgrad_kernel<M, kVec, kStages, kBK, kMinBlocks, kWs>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
           "cudaFuncSetAttribute(cuda_tc_wgrad)");
       !st.ok())
     return st;
@@ -565,25 +630,64 @@ core::Status allow_smem(int bytes) {
   return core::Status::ok_status();
 }
 
-template <class M, int kStages>
+template <class M, int kStages, int kBK, int kMinBlocks, bool kWs = false>
 core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStream_t stream) {
-  constexpr int kSmem = kStages * Cfg<M>::kStageBytes;
+  constexpr int kStageSmem = kStages * Cfg<M, kBK>::kStageBytes;
+  static_assert(kStageSmem * kMinBlocks <= 200 * 1024, "shared memory of the resident blocks");
+  constexpr int kSmem = kStageSmem + (kWs ? 2 * kStages * 8 : 0);  // + the mbarriers
+  constexpr int kBlock = kWs ? kThreads + kWsStagers : kThreads;
+  const unsigned grid = static_cast<unsigned>(blocks);
   if (vec) {
-    if (auto st = allow_smem<M, true, kStages>(kSmem); !st.ok()) return st;
-    tc_wgrad_kernel<M, true, kStages><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(P);
+    if (auto st = allow_smem<M, true, kStages, kBK, kMinBlocks, kWs>(kSmem); !st.ok()) return st;
+    tc_wgrad_kernel<M, true, kStages, kBK, kMinBlocks, kWs><<<grid, kBlock, kSmem, stream>>>(P);
   } else {
-    if (auto st = allow_smem<M, false, kStages>(kSmem); !st.ok()) return st;
-    tc_wgrad_kernel<M, false, kStages><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(P);
+    if (auto st = allow_smem<M, false, kStages, kBK, kMinBlocks, kWs>(kSmem); !st.ok()) return st;
+    tc_wgrad_kernel<M, false, kStages, kBK, kMinBlocks, kWs><<<grid, kBlock, kSmem, stream>>>(P);
   }
   return cuda_backend::check_launch("cuda_tc_wgrad");
 }
 
+// The pipeline variants (WgradPlan::variant): 16-bit types 0 = 32 pixels × 6 stages, two blocks per SM;
+// 1 = 32 × 12, one per SM; 2 = variant 1 warp-specialized. tf32: 0 = 16 × 6, two per SM; 1 = 32 × 3, two per SM;
+// 2 = 32 × 6, one per SM; 3 = variant 2 warp-specialized.
 template <class M>
-core::Status launch_typed(const WParams& P, bool vec, int stages, int64_t blocks, cudaStream_t stream) {
-  return stages == 6 ? launch_staged<M, 6>(P, vec, blocks, stream) : launch_staged<M, 4>(P, vec, blocks, stream);
+core::Status launch_typed(const WParams& P, bool vec, int variant, int64_t blocks, cudaStream_t stream) {
+  if constexpr (sizeof(typename M::elem) == 2) {
+    return variant == 2   ? launch_staged<M, 12, 32, 1, true>(P, vec, blocks, stream)
+           : variant == 1 ? launch_staged<M, 12, 32, 1>(P, vec, blocks, stream)
+                          : launch_staged<M, 6, 32, 2>(P, vec, blocks, stream);
+  } else {
+    return variant == 3   ? launch_staged<M, 6, 32, 1, true>(P, vec, blocks, stream)
+           : variant == 2 ? launch_staged<M, 6, 32, 1>(P, vec, blocks, stream)
+           : variant == 1 ? launch_staged<M, 3, 32, 2>(P, vec, blocks, stream)
+                          : launch_staged<M, 6, 16, 2>(P, vec, blocks, stream);
+  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Test and tuning hooks: TCONV_TC_WGRAD_VARIANT=<v> forces a pipeline variant (launch_typed), TCONV_TC_WGRAD_SPLIT=<S>
+// the split (as split_override does). Unset: the defaults below.
+int env_int(const char* name) {
+  const char* e = std::getenv(name);
+  return e != nullptr ? std::atoi(e) : -1;
+}
+int forced_variant() {
+  static const int v = env_int("TCONV_TC_WGRAD_VARIANT");
+  return v;
+}
+int64_t forced_split() {
+  static const int64_t s = env_int("TCONV_TC_WGRAD_SPLIT");
+  return s;
+}
+// TCONV_TC_WGRAD_WS=1 / 0: the warp-specialized variant (16-bit 2, tf32 3) or the default one. Unset: kWsDefault
+// of the operand size — off: the warp-specialized variants were written after this file's last GPU session and
+// have not been run on a device yet.
+constexpr bool kWsDefault16 = false, kWsDefault32 = false;
+bool ws_default(bool tf32) {
+  static const int v = env_int("TCONV_TC_WGRAD_WS");
+  return v >= 0 ? v != 0 : (tf32 ? kWsDefault32 : kWsDefault16);
+}
 
 }  // namespace
 
@@ -591,7 +695,15 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const core::Geometry& g = p.g;
   WgradPlan w;
   w.epc = p.precision == Precision::tf32 ? 4 : 8;
-  w.bk = w.epc == 8 ? 32 : 16;
+  const int max_variant = w.epc == 4 ? 3 : 2;
+  // Defaults: tf32 32-pixel stages, two blocks per SM; 16-bit types as before (32 × 6, two per SM).
+  w.variant = w.epc == 4 ? 1 : 0;
+  if (ws_default(w.epc == 4)) w.variant = max_variant;  // the warp-specialized variant is the last one
+  if (forced_variant() >= 0 && forced_variant() <= max_variant) w.variant = forced_variant();
+  w.bk = w.epc == 4 && w.variant == 0 ? 16 : 32;
+  w.min_blocks = (w.epc == 4 && w.variant >= 2) || (w.epc == 8 && w.variant >= 1) ? 1 : 2;
+  w.stages = w.epc == 8 ? (w.variant >= 1 ? 12 : 6) : (w.variant == 1 ? 3 : 6);
+  const int64_t target_blocks = kPlanSms * w.min_blocks;
   const int64_t og = g.og(), ig = g.ig();
   w.mo = 16;
   while (w.mo < kTile && w.mo < og) w.mo *= 2;
@@ -607,16 +719,16 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const int64_t stages = ceil_div(w.k_total, w.bk);
   // As many chunks as keep the GEMM within one wave of kTargetBlocks (rounded down: measured, a few blocks
   // over a wave cost more than the chunks they add).
-  int64_t s = tiles < kTargetBlocks ? kTargetBlocks / tiles : 1;
+  int64_t s = tiles < target_blocks ? target_blocks / tiles : 1;
   s = std::min(s, std::max<int64_t>(1, stages / kMinStagesPerChunk));
   s = std::min(s, kMaxSplit);
   s = std::min(s, std::max<int64_t>(1, (int64_t{1} << 26) / w.wei_count));  // at most 256 MiB of partials
+  if (split_override <= 0 && forced_split() > 0) split_override = forced_split();
   if (split_override > 0) s = split_override;
   s = std::max<int64_t>(1, std::min(s, stages));
   w.chunk = ceil_div(stages, s) * w.bk;
   w.split = ceil_div(w.k_total, w.chunk);
   w.gemm_blocks = tiles * w.split;
-  w.stages = 6;
   w.ws_weight_floats = w.split > 1 ? static_cast<std::size_t>(w.split * w.wei_count) : 0;
   w.bias = p.with_bias;
   if (w.bias) {
@@ -711,10 +823,10 @@ core::Status launch_tc_wgrad(const core::Problem& p, const core::Args& a, void* 
     P.vb = 1;
   }
   const int64_t blocks = P.gemm_blocks + P.bias_blocks;
-  const core::Status st = p.precision == Precision::bf16   ? launch_typed<MmaBf16>(P, vec, w.stages, blocks, stream)
-                          : p.precision == Precision::fp16 ? launch_typed<MmaF16>(P, vec, w.stages, blocks, stream)
+  const core::Status st = p.precision == Precision::bf16   ? launch_typed<MmaBf16>(P, vec, w.variant, blocks, stream)
+                          : p.precision == Precision::fp16 ? launch_typed<MmaF16>(P, vec, w.variant, blocks, stream)
                           : p.precision == Precision::tf32
-                              ? launch_typed<MmaTf32>(P, vec, w.stages, blocks, stream)
+                              ? launch_typed<MmaTf32>(P, vec, w.variant, blocks, stream)
                               : core::unsupported("cuda_tc_wgrad: precision " + std::string(to_string(p.precision)));
   if (!st.ok()) return st;
   if (w.split > 1 || w.bias) {

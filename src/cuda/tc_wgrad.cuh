@@ -18,7 +18,7 @@ namespace tconv::cuda_tc {
 struct WgradPlan {
   // GEMM blocks: a 128 × 128 tile of (tap, out channel) × in channel over one pixel chunk of one group.
   int epc = 8;            // elements per 16-byte copy: 8 (bf16, fp16) or 4 (tf32)
-  int bk = 32;            // pixels per pipeline stage
+  int bk = 32;            // pixels per pipeline stage (tf32: 16 or 32 by variant)
   int mo = 128;           // out channels per tap in the tile's 128 rows (128, 64, 32 or 16) ...
   int tm = 1;             // ... so the tile holds tm = 128 / mo taps that share the staged source pixels
   int64_t taps = 1, tg = 1, mt = 1, nt = 1;  // taps, tap groups (of tm), tiles over Og (of mo) and Ig (of 128)
@@ -26,7 +26,9 @@ struct WgradPlan {
   int64_t split = 1;      // S: fixed chunks of the pixel range (split-K), each writing a partial tile
   int64_t chunk = 0;      // pixels per chunk, a multiple of bk
   int64_t gemm_blocks = 0;
-  int stages = 6;         // pipeline depth: 4 or 6 stages of 16 KiB
+  int variant = 0;        // pipeline variant (tc_wgrad.cu launch_typed): stages × pixels per stage, blocks per SM
+  int stages = 6;         // pipeline depth of the variant (stages of bk pixels)
+  int min_blocks = 2;     // blocks per SM the variant is built for (the split fills kPlanSms × min_blocks)
   // Bias blocks (same launch): column sums of diff_dst over fixed pixel chunks.
   bool bias = false;
   int vt = 0, rows = 0;   // channel vectors per block, pixel lanes per block (vt · rows ≤ 256)

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/tc_round_check.hpp"
 #include "cuda_test_util.hpp"
 
 namespace tconv::cuda_test {
@@ -215,6 +216,15 @@ const Shape kShapes[] = {
     {"one_out_channel_k9", geom(2, 56, 1, 1, 12, 12, 9, 9, 3, 3, 1, 1, 4, 4), true},
     {"depthwise_wide", geom(2, 64, 64, 64, 16, 16, 4, 4, 2, 2, 1, 1, 1, 1), true},
     {"k16_s8", geom(1, 21, 21, 1, 8, 8, 16, 16, 8, 8, 1, 1, 4, 4), true},
+    // Few pixels and long reductions (dcgan_g2 in miniature): 12 GEMM rows, up to 4096 k, so that
+    // cuda_tc_igemm splits the k range (split-K with the fixed-order reduction, bias added after it).
+    {"few_pixels_long_k", geom(2, 256, 128, 1, 2, 3, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    // Odd channel counts that cuda_channel_pad pads onto the tensor cores: two groups of 18→21, and bias,
+    // accumulate and strided windows going through the padded buffers.
+    {"pad_grouped_18to21", geom(2, 36, 42, 2, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1), true},
+    {"pad_accumulate_21to3", geom(2, 21, 3, 1, 6, 6, 4, 4, 2, 2, 1, 1, 1, 1), true, true, NeuronType::none, true},
+    {"pad_views_21to18", geom(2, 21, 18, 1, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0), true, false, NeuronType::none, true},
+    {"pad_fwd_out_21to10", geom(2, 21, 10, 1, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1), true, false, NeuronType::none, true},
 };
 
 struct TypeMode {
@@ -289,13 +299,63 @@ TEST(CudaRegistry, DirectTakesEveryShapeAndCudnnDeclinesWithReasons) {
   if (const registry::Algorithm* nd = registry::find("cuda_cudnn_nondet")) EXPECT_FALSE(nd->deterministic());
 }
 
+// cuda_channel_pad takes the odd-channel classes (all directions where the reduction side is padded by less than
+// a vector, the weight gradient where only its cost rule allows), so the class tests above run it through the
+// padding; it declines fp32, depthwise layers and problems the tensor-core algorithms take unpadded.
+TEST(CudaRegistry, ChannelPadTakesOddChannelsOnly) {
+  const registry::Algorithm* pad = registry::find("cuda_channel_pad");
+  ASSERT_NE(pad, nullptr);
+  EXPECT_TRUE(pad->deterministic());
+  for (const Shape& s : kShapes) {
+    const std::string name = s.name;
+    const bool all = name == "k16_s8" || name == "pad_grouped_18to21" || name == "pad_views_21to18";
+    const bool wgrad_only = name == "few_out_channels" || name == "pad_accumulate_21to3";
+    const bool refused = name == "depthwise" || name == "depthwise_wide" || name.rfind("aligned_", 0) == 0;
+    if (!all && !wgrad_only && !refused && name != "pad_fwd_out_21to10") continue;
+    for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
+      for (const TypeMode& t : kTypeModes) {
+        Problem p;
+        p.dir = d;
+        p.g = s.g;
+        p.act_type = t.act;
+        p.precision = t.prec;
+        p.with_bias = s.with_bias && d != Direction::bwd_data;
+        p.accumulate = s.accumulate && d == Direction::bwd_weights;
+        const bool tc = (t.act == DataType::bfloat16 && t.prec == Precision::bf16) ||
+                        (t.act == DataType::float16 && t.prec == Precision::fp16) ||
+                        (t.act == DataType::float32 && t.prec == Precision::tf32);
+        // 21→10 at stride 1: dst is the smaller image, so fwd writes it through a padded buffer (and a padded
+        // bias); its data gradient pads Og 10 → 16 in bf16/fp16, more than the k-tile rule allows.
+        const bool fwd_out = name == "pad_fwd_out_21to10" && (d != Direction::bwd_data || t.prec == Precision::tf32);
+        const bool expect = tc && (all || fwd_out || (wgrad_only && d == Direction::bwd_weights));
+        const auto why = pad->decline_reason(p);
+        EXPECT_EQ(why.has_value(), !expect) << p.describe() << ": " << why.value_or("taken");
+        if (expect) EXPECT_GT(pad->workspace_bytes(p), 0u) << p.describe();
+      }
+  }
+}
+
+// sm_90's one-instruction tf32 rounding, which the tensor-core kernels use, against the integer round-to-nearest-
+// even (core::round_input's rule) on every float bit pattern: the exact-integer classes above cannot see a tie
+// rounded the other way, this can.
+TEST(CudaTf32Rounding, OneInstructionMatchesReferenceOnEveryFloat) {
+  TCONV_SKIP_WITHOUT_GPU();
+  cuda_tc::Tf32RoundCheck r;
+  const core::Status s = cuda_tc::check_tf32_rounding(0, r);
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(r.mismatches, 0u) << "e.g. input 0x" << std::hex << r.first_input << ": 0x" << r.first_fast
+                              << ", reference 0x" << r.first_reference;
+  EXPECT_EQ(r.nan_lost, 0u);
+}
+
 // ---- determinism ---------------------------------------------------------------------------------------------
 TEST(CudaDeterminism, HundredRunsBitIdentical) {
   TCONV_SKIP_WITHOUT_GPU();
   Stream stream;
   ASSERT_TRUE(stream.status().ok()) << stream.status().message;
   for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights}) {
-    for (const TypeMode& t : {TypeMode{DataType::float32, Precision::fp32}, TypeMode{DataType::bfloat16, Precision::bf16}}) {
+    for (const TypeMode& t : {TypeMode{DataType::float32, Precision::fp32}, TypeMode{DataType::bfloat16, Precision::bf16},
+                              TypeMode{DataType::float32, Precision::tf32}}) {
       Problem p;
       p.dir = d;
       p.g = geom(8, 32, 16, 1, 12, 12, 4, 4, 2, 2, 1, 1, 1, 1);
@@ -319,6 +379,41 @@ TEST(CudaDeterminism, HundredRunsBitIdentical) {
           ASSERT_EQ(0, std::memcmp(again.wei.data(), first.wei.data(), first.wei.size() * 4)) << "run " << rep;
           ASSERT_EQ(0, std::memcmp(again.bias.data(), first.bias.data(), first.bias.size() * 4)) << "run " << rep;
         }
+      }
+    }
+  }
+}
+
+// The padded path (copies around a tensor-core algorithm) on odd channel counts and strided views: 100 runs,
+// bit-identical.
+TEST(CudaDeterminism, ChannelPadHundredRunsBitIdentical) {
+  TCONV_SKIP_WITHOUT_GPU();
+  const registry::Algorithm* pad = registry::find("cuda_channel_pad");
+  ASSERT_NE(pad, nullptr);
+  Stream stream;
+  ASSERT_TRUE(stream.status().ok()) << stream.status().message;
+  for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights}) {
+    for (const TypeMode& t : {TypeMode{DataType::float32, Precision::tf32}, TypeMode{DataType::bfloat16, Precision::bf16}}) {
+      Problem p;
+      p.dir = d;
+      p.g = geom(8, 21, 18, 1, 12, 12, 4, 4, 2, 2, 1, 1, 1, 1);
+      p.act_type = t.act;
+      p.precision = t.prec;
+      p.with_bias = d != Direction::bwd_data;
+      SCOPED_TRACE(p.describe());
+      ASSERT_FALSE(pad->decline_reason(p).has_value()) << *pad->decline_reason(p);
+      const HostProblem input = make_host_problem(p, false, true, 77u);
+      HostProblem first = input;
+      const core::Status s0 = run_on_gpu(*pad, first, stream.get());
+      ASSERT_TRUE(s0.ok()) << s0.message;
+      for (int rep = 1; rep < 100; ++rep) {
+        HostProblem again = input;
+        const core::Status s = run_on_gpu(*pad, again, stream.get());
+        ASSERT_TRUE(s.ok()) << s.message;
+        ASSERT_EQ(again.dst.bytes, first.dst.bytes) << "run " << rep;
+        ASSERT_EQ(again.src.bytes, first.src.bytes) << "run " << rep;
+        ASSERT_EQ(0, std::memcmp(again.wei.data(), first.wei.data(), first.wei.size() * 4)) << "run " << rep;
+        ASSERT_EQ(0, std::memcmp(again.bias.data(), first.bias.data(), first.bias.size() * 4)) << "run " << rep;
       }
     }
   }
