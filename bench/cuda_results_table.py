@@ -43,6 +43,11 @@ def by_impl(rows, impl):
     return {(r["layer"], r["dtype"]): r for r in rows if r.get("impl") == impl and "layer" in r}
 
 
+def fmt_ms(v):
+    """A time in ms, or a dash where that run did not measure it (no tuned plan, an algorithm that declined)."""
+    return f"{v:.4f}" if v else "—"
+
+
 def machine(rows):
     for r in rows:
         if r.get("impl") == "tconv-machine":
@@ -107,8 +112,8 @@ def main():
             total_pairs += 1
             own_pairs += not str(src.get(d, "")).startswith("cuda_cudnn")
         print(f"| {layer} | {dt} | {p['all_ms']:.4f} ({p['layout']}) | "
-              f"{c.get('all_ms') or float('nan'):.4f} | {t['all_ms']:.4f} | {s:.2f}x | "
-              f"{tu.get('all_ms') or float('nan'):.4f} | {(st or float('nan')):.2f}x | {algs} | {tflops:.1f} | "
+              f"{fmt_ms(c.get('all_ms'))} | {t['all_ms']:.4f} | {s:.2f}x | "
+              f"{fmt_ms(tu.get('all_ms'))} | {f'{st:.2f}x' if st else '—'} | {algs} | {tflops:.1f} | "
               f"{frac:.0%} |")
     print()
     for dt in ("bf16", "fp16", "tf32", "fp32"):
@@ -137,7 +142,8 @@ def main():
         ax.set_xticks(range(len(layers)))
         ax.set_xticklabels(layers, rotation=35, ha="right")
         ax.set_ylabel("speed-up over PyTorch 2.11 / cuDNN (all three gradients)")
-        ax.set_title("tconv on an H100: dX + dW + db vs PyTorch's best layout (tuned plan; 1.0 = parity)")
+        ax.set_title("tconv on an H100: dX + dW + db vs PyTorch's best layout (" +
+                     ("tuned plan" if a.tuned else "default plan") + "; 1.0 = parity)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(a.png, dpi=110)
