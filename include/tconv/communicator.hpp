@@ -4,7 +4,9 @@
 // pass the replicas' weight and bias gradients are all-reduced in place, so every replica applies the same
 // update and the weights stay identical. A communicator is made by every rank from one CommunicatorId
 // (NCCL's unique id), which rank 0 generates and shares with the others through a file or an environment
-// variable — both work across nodes as well as on one.
+// variable — both work across nodes as well as on one. The process that generated an id hosts its
+// bootstrap root: it must stay alive until every rank has joined (generate it in rank 0, or in a launcher
+// that outlives the join), and an id serves one communicator only.
 //
 // The all-reduce is encoded into a command buffer like any kernel: it runs on its own stream once the
 // device work encoded before it is done, so it overlaps the commands that follow (the data-gradient
@@ -114,8 +116,9 @@ class Communicator {
   // allocator on that stream, does). `op` and `scale` as for encode_all_reduce, and every rank must make the
   // same sequence of all-reduces, of both kinds, with the same span sizes. Spans are checked now
   // (Error(invalid_argument): a null address with values, an address not 4-byte aligned, memory that is not
-  // device memory of this communicator's GPU, a stream of another GPU); an NCCL failure is
-  // Error(device_unavailable), a peer's failure reported by NCCL at the next call.
+  // device memory of this communicator's GPU, and — with CUDA runtime 12.8 or later — a stream of another
+  // GPU); an NCCL failure is Error(device_unavailable). A peer that died is not always noticed: on one node
+  // NCCL's kernels may wait for it for ever, so a launcher must watch its ranks and call abort() on failure.
   void enqueue_all_reduce(void* cuda_stream, const std::vector<DeviceFloatSpan>& spans, ReduceOp op,
                           float scale = 1.0f) const;
 

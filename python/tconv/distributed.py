@@ -4,16 +4,21 @@ place on PyTorch's current stream, without host copies or synchronisation.
 A minimal data-parallel step (every rank runs this; ``python -m tconv.train --gpus N`` is a complete one)::
 
     import tconv.distributed as dist
+    torch.cuda.set_device(rank)                      # one GPU per rank; the tensors below live there
     comm = dist.init(rank, world_size, id_file="/tmp/run42.id")   # rank 0 writes the id, the others read it
-    ...
-    loss = loss_fn(model(x_shard), y_shard)          # this rank's share of the global batch: mean loss
-    loss.backward()
-    dist.all_reduce_gradients(model, scale=share)    # Σ_r share_r·grad_r = the global batch's gradient
-    optimizer.step()                                 # every rank applies the same update
+    try:
+        ...
+        loss = loss_fn(model(x_shard), y_shard)      # this rank's share of the global batch: mean loss
+        loss.backward()
+        dist.all_reduce_gradients(model, scale=share)  # Σ_r share_r·grad_r = the global batch's gradient
+        optimizer.step()                             # every rank applies the same update
+    except BaseException:
+        comm.abort()   # on one node NCCL does not notice a dead peer: the others would wait for ever
+        raise
 
 ``all_reduce`` enqueues one NCCL group on ``torch.cuda.current_stream()`` of the tensors' GPU and returns at
 once, exactly like a PyTorch CUDA op: work enqueued after it on that stream (the optimizer step) sees the
-reduced values. The tensors are reduced where they lie (DLPack; the native call gets their ``data_ptr()``).
+reduced values. The tensors are reduced where they lie (handed over as DLPack capsules, no copy).
 Results are deterministic for a fixed number of ranks (NCCL reduces in a fixed order and every rank gets the
 same bits). Every rank must make the same sequence of all-reduces with the same tensor sizes; a rank that
 skips one leaves the others waiting. ``torch.distributed`` is not involved.
@@ -121,6 +126,14 @@ def init(rank, world_size, id_file=None, device=None, *, id=None, timeout=300.0)
     if not isinstance(id, CommunicatorId):
         raise TypeError(f"id must be a tconv.CommunicatorId, got {type(id).__name__}")
     comm = Communicator(dev, id, rank, world_size)
+    if _written_id_file is not None:
+        # Every rank has read it (the constructor returns once all have joined), and an id is single use: a
+        # stale file could send the next run's ranks to this run's bootstrap root.
+        try:
+            os.remove(_written_id_file)
+        except OSError:
+            pass
+        _written_id_file = None
     _default = comm
     return comm
 

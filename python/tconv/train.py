@@ -424,6 +424,9 @@ def supervise(a, argv):
     id_file = a.id_file or os.path.join(work_dir, "nccl_id")
     _remove(id_file)  # a previous run's id would send the other ranks to a rank 0 that is gone
     env = dict(os.environ, NCCL_NVLS_ENABLE="0", **{PARENT_VARIABLE: str(os.getpid())})
+    # The supervisor's rank 0 always makes a fresh id: an inherited TCONV_NCCL_ID (an earlier hand-started run's)
+    # names a bootstrap root in a process that is gone, and an id is single use.
+    env.pop(distributed.ID_VARIABLE, None)
     flags = ["-P"] if getattr(sys.flags, "safe_path", False) else []
     logs = [None] + [os.path.join(work_dir, f"rank{r}.log") for r in range(1, a.gpus)]
     procs = []
@@ -470,8 +473,7 @@ def supervise(a, argv):
         raise
     finally:
         # Rank 0 removes the id after it joined; a failed or interrupted group may leave it behind.
-        if distributed.ID_VARIABLE not in os.environ:
-            _remove(id_file)
+        _remove(id_file)
     for log in logs[1:]:
         _remove(log)
     if not a.out:

@@ -466,3 +466,23 @@ def test_train_two_gpus_equals_one_and_is_deterministic(tmp_path):
     assert s_again["final_fingerprint"] == s_two["final_fingerprint"] and s_again["test_mse"] == s_two["test_mse"]
     # Rank 0 cleaned up: the id file and the other rank's log are gone on success.
     assert sorted(os.listdir(tmp_path / "g2")) == ["steps.csv", "summary.json"]
+
+
+@needs_2gpus
+def test_train_two_gpus_uneven_shards_and_an_empty_rank(tmp_path):
+    """Shards of different sizes (batch 127 over 2 ranks: 64 + 63) and a last global batch of one image, where
+    rank 1 has nothing to train on but still joins every all-reduce with weight 0: the same result as one GPU."""
+    data = _make_data(tmp_path / "data", 128 * 3, 300)
+    base = ["--batch", "127", "--steps", "4", "--data", str(data)]  # 384 = 3·127 + 3: a last step of 3 (2 + 1)
+    one, s_one, _ = _train_ok(base + ["--gpus", "1", "--out", str(tmp_path / "u1")], tmp_path)
+    two, s_two, _ = _train_ok(base + ["--gpus", "2", "--out", str(tmp_path / "u2")], tmp_path)
+    for step, (a, b) in enumerate(zip(two, one)):
+        assert abs(a - b) <= 1e-4 * b, f"step {step + 1}: --gpus 2 {a} vs --gpus 1 {b}"
+    assert abs(s_two["test_mse"] - s_one["test_mse"]) <= 1e-4 * s_one["test_mse"]
+    data1 = _make_data(tmp_path / "data1", 129, 300)  # batch 128: a second step of one image
+    single = ["--batch", "128", "--data", str(data1), "--epochs", "1"]
+    one, s_one, _ = _train_ok(single + ["--gpus", "1", "--out", str(tmp_path / "e1")], tmp_path)
+    two, s_two, _ = _train_ok(single + ["--gpus", "2", "--out", str(tmp_path / "e2")], tmp_path)
+    assert len(two) == len(one) == 2
+    for step, (a, b) in enumerate(zip(two, one)):
+        assert abs(a - b) <= 1e-4 * b, f"step {step + 1}: --gpus 2 {a} vs --gpus 1 {b}"

@@ -165,7 +165,10 @@ class NcclCommunicator final : public Communicator::Impl, public std::enable_sha
   void launch_group(const std::vector<ResolvedSpan>& spans, ReduceOp op, float scale, cudaStream_t stream) {
     ncclRedOp_t red = op == ReduceOp::mean ? ncclAvg : ncclSum;
     bool custom = false;
-    if (op == ReduceOp::sum && scale != 1.0f) {
+    // With several ranks every rank takes the pre-multiplied form, also at scale 1: ranks whose scales differ
+    // (a rank with no images of a batch has weight 0, another weight 1) must not call one collective with two
+    // different operations. ×1 is exact, so a plain sum's result is unchanged; one rank keeps ncclSum.
+    if (op == ReduceOp::sum && (scale != 1.0f || size > 1)) {
       // Σ_r scale_r·x_r in one pass: NCCL multiplies each rank's input by its own scalar as it reads it.
       float s = scale;
       check_nccl(ncclRedOpCreatePreMulSum(&red, &s, ncclFloat, ncclScalarHostImmediate, comm_),
