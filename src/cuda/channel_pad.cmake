@@ -1,4 +1,4 @@
-# cuda_channel_pad (channel_pad.cu): few-channel layers on the tensor cores (and cuda_simt_f32) by padding their
+# cuda_channel_pad (channel_pad.cu): odd channel counts on the tensor cores (bf16, fp16, tf32) by padding their
 # channels into workspace buffers. Only with CUDA.
 if(NOT TCONV_HAVE_CUDA)
   return()

@@ -1,6 +1,9 @@
 // registry::cuda_algorithms(): the CUDA backend's list, best first. The planner takes the first that accepts
 // a problem (and whose determinism the caller allows), so the order is the default preference:
-//   cuda_stream_depthwise / cuda_few_channels  bandwidth-bound kernels for depthwise and few-channel layers
+//   cuda_stream_depthwise  bandwidth-bound kernels for depthwise layers
+//   cuda_channel_pad   channel counts that are not multiples of 8, zero-padded onto cuda_tc_igemm / cuda_tc_wgrad
+//                      where its measured cost rule says padding pays (decided per direction)
+//   cuda_few_channels  bandwidth-bound CUDA-core kernels for layers with few channels on one side
 //   cuda_tc_igemm      our pipelined tensor-core implicit GEMM (fwd, bwd_data; bf16/fp16/tf32 matching images)
 //   cuda_tc_wgrad      our pipelined tensor-core weight/bias gradient (bwd_weights; same precisions)
 //   cuda_simt_f32      our true-float32 SIMT implicit GEMM (all passes; fp32 precision, float32 images)

@@ -203,8 +203,10 @@ class CudaFewChannels final : public Algorithm {
   DeviceKind backend() const noexcept override { return DeviceKind::cuda; }
   bool deterministic() const noexcept override { return true; }
 
-  // The same answer for all three directions of a layer: a training step never mixes algorithms for lack
-  // of one pass.
+  // This algorithm takes all three directions of a layer or none, so a training step never lacks one pass.
+  // (The planner still chooses per direction: cuda_channel_pad, listed before it, may take a layer's weight
+  // gradient on the tensor cores while this takes its forward and data gradient — each pass is deterministic
+  // on its own, so mixing changes nothing but speed.)
   std::optional<std::string> decline_reason(const core::Problem& p) const override {
     if (p.act_type != DataType::float32 && p.act_type != DataType::float16 && p.act_type != DataType::bfloat16)
       return "activation type " + std::string(to_string(p.act_type)) + " is not float32, float16 or bfloat16";
