@@ -7,6 +7,8 @@
 #      used instead, and summary.txt says so.
 #   3. the CUDA test suite (every registered CUDA algorithm vs cpu_ref_f64)   -> OUTDIR/tests.log, tests.xml
 #      and the object API on the GPU (test_api_device_kernels)              -> OUTDIR/api_cuda.log
+#      and the opt-in tensor-core variants (warp-specialized, forced tiles and splits) through their test
+#      hooks on the classes those algorithms take                             -> OUTDIR/hook_*.log
 #   4. compute-sanitizer memcheck, racecheck, initcheck, synccheck on a reduced filter -> OUTDIR/sanitizer_*.log
 #   5. timing: `tconv bench --device cuda --algorithms list` on the suite (impl "tconv": the planner's choice
 #      through the object API, dX and dW+db on two streams — what a user gets; impl "tconv-<name>": one
@@ -94,6 +96,24 @@ if [ -x "$API_BIN" ]; then
   step api_tests 60 "$OUT/api_cuda.log" "$API_BIN"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran|^\[  FAILED  \]" "$OUT/api_cuda.log" | tail -6 | tee -a "$SUMMARY"
 fi
+# Variants the planner does not pick by default (TCONV_TC_IGEMM_WS / TCONV_TC_WGRAD_WS, forced tiles and split
+# counts) stay correct: the suite restricted to the two tensor-core algorithms, on the aligned classes they take
+# (the 4-channel accumulate/padded classes are theirs to decline), plus the 100-run determinism test.
+HOOK_FILTER=""
+for c in aligned_dense aligned_groups aligned_long_k few_pixels_long_k; do
+  for m in float32_tf32 bfloat16_bf16 float16_fp16; do HOOK_FILTER="$HOOK_FILTER:Classes/CudaShapes.*/${c}_$m"; done
+done
+HOOK_FILTER="${HOOK_FILTER#:}:CudaDeterminism.HundredRunsBitIdentical"
+hook() {  # hook NAME VAR=VALUE...
+  local name=$1; shift
+  env TCONV_CUDA_TEST_ALGORITHMS=cuda_tc_igemm,cuda_tc_wgrad "$@" \
+    timeout 60 "$TEST_BIN" --gtest_filter="$HOOK_FILTER" >"$OUT/hook_$name.log" 2>&1
+  local rc=$?
+  note "$(printf '%-22s rc=%-4s %s' "hook_$name" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_$name.log" | tr '\n' ' ')")"
+}
+hook ws TCONV_TC_IGEMM_WS=1 TCONV_TC_WGRAD_WS=1
+hook ws256_split2 TCONV_TC_IGEMM_TILE=ws128x256 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_WS=1 TCONV_TC_WGRAD_SPLIT=3
+hook wg256_split2 TCONV_TC_IGEMM_TILE=wg256x128 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_VARIANT=0
 
 # ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
 # Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);
