@@ -125,8 +125,9 @@ FILTER='Classes/CudaShapes.*/basic_float32_fp32:Classes/CudaShapes.*/padded_view
 'Classes/CudaShapes.*/aligned_dense_bfloat16_bf16:Classes/CudaShapes.*/aligned_groups_float16_fp16:'\
 'Classes/CudaShapes.*/aligned_long_k_float32_tf32:Classes/CudaShapes.*/aligned_dense_float32_fp32:'\
 'Classes/CudaShapes.*/few_out_channels_bfloat16_bf16:Classes/CudaShapes.*/depthwise_wide_float32_fp32:'\
-'Classes/CudaShapes.*/k16_s8_float16_fp16'
-OWN=cuda_direct,cuda_igemm_mma,cuda_tc_igemm,cuda_tc_wgrad,cuda_simt_f32,cuda_stream_depthwise,cuda_few_channels,cuda_channel_pad
+'Classes/CudaShapes.*/k16_s8_float16_fp16:Classes/CudaShapes.*/one_out_channel_k9_float32_tf32:'\
+'Classes/CudaShapes.*/tap_dilated_views_20to3_float16_fp16:Classes/CudaShapes.*/tap_k7_4out_accumulate_bfloat16_bf16'
+OWN=cuda_direct,cuda_igemm_mma,cuda_tc_igemm,cuda_tc_wgrad,cuda_simt_f32,cuda_stream_depthwise,cuda_few_channels,cuda_channel_pad,cuda_tap_gemm
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck initcheck synccheck; do
     extra=()

@@ -1,6 +1,8 @@
 // registry::cuda_algorithms(): the CUDA backend's list, best first. The planner takes the first that accepts
 // a problem (and whose determinism the caller allows), so the order is the default preference:
 //   cuda_stream_depthwise  bandwidth-bound kernels for depthwise layers
+//   cuda_tap_gemm       data and weight gradients of layers with 1-4 output channels per group on the tensor
+//                      cores, taps × output channels as the GEMM's k (fsrcnn's 56→1, dcgan's 64→3)
 //   cuda_channel_pad   channel counts that are not multiples of 8, zero-padded onto cuda_tc_igemm / cuda_tc_wgrad
 //                      where its measured cost rule says padding pays (decided per direction)
 //   cuda_few_channels  bandwidth-bound CUDA-core kernels for layers with few channels on one side
@@ -20,6 +22,7 @@ const Algorithm* cuda_channel_pad_algorithm();  // channel_pad.cu: few channels 
 std::vector<const Algorithm*> cuda_algorithms() {
   std::vector<const Algorithm*> v;
   v.push_back(cuda_stream_depthwise_algorithm());
+  v.push_back(cuda_tap_gemm_algorithm());
   v.push_back(cuda_channel_pad_algorithm());
   v.push_back(cuda_few_channels_algorithm());
   v.push_back(cuda_tc_igemm_algorithm());

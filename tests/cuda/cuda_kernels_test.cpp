@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -225,6 +226,14 @@ const Shape kShapes[] = {
     {"pad_accumulate_21to3", geom(2, 21, 3, 1, 6, 6, 4, 4, 2, 2, 1, 1, 1, 1), true, true, NeuronType::none, true},
     {"pad_views_21to18", geom(2, 21, 18, 1, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0), true, false, NeuronType::none, true},
     {"pad_fwd_out_21to10", geom(2, 21, 10, 1, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1), true, false, NeuronType::none, true},
+    // Few output channels with the taps as k (cuda_tap_gemm): two groups of 16→2 with output padding and tiles
+    // cut by the image edge; dilation through strided views of 20 channels (no 16-byte copies); 4 outputs of a
+    // 7×7 kernel (k = 196: two k-row tiles in the weight gradient) accumulating; 72 channels (two channel
+    // tiles) at stride 1 over an image wider than one tile.
+    {"tap_groups_16to2", geom(2, 32, 4, 2, 7, 9, 5, 5, 2, 2, 1, 1, 2, 2, 1, 1), true},
+    {"tap_dilated_views_20to3", geom(2, 20, 3, 1, 9, 10, 3, 3, 2, 2, 2, 2, 1, 1), true, false, NeuronType::none, true},
+    {"tap_k7_4out_accumulate", geom(2, 16, 4, 1, 6, 6, 7, 7, 2, 2, 1, 1, 3, 3), true, true},
+    {"tap_wide_72to1", geom(1, 72, 1, 1, 20, 19, 3, 3, 1, 1, 1, 1, 1, 1), true},
 };
 
 struct TypeMode {
@@ -237,6 +246,19 @@ const TypeMode kTypeModes[] = {
     {DataType::float16, Precision::fp16},  {DataType::float16, Precision::fp32},
     {DataType::bfloat16, Precision::bf16}, {DataType::bfloat16, Precision::fp32},
 };
+
+// The problem of shape class s in direction d and type/precision mode t (bias and accumulate where the class
+// has them and the direction takes them; the neuron left out).
+Problem class_problem(const Shape& s, Direction d, const TypeMode& t) {
+  Problem p;
+  p.dir = d;
+  p.g = s.g;
+  p.act_type = t.act;
+  p.precision = t.prec;
+  p.with_bias = s.with_bias && d != Direction::bwd_data;
+  p.accumulate = s.accumulate && d == Direction::bwd_weights;
+  return p;
+}
 
 std::string type_mode_name(const TypeMode& t) {
   return std::string(to_string(t.act)) + "_" + std::string(to_string(t.prec));
@@ -251,13 +273,7 @@ TEST_P(CudaShapes, AllDirectionsAgainstReference) {
   for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights}) {
     if (s.neuron != NeuronType::none && d != Direction::fwd) continue;
     if (s.accumulate && d != Direction::bwd_weights) continue;
-    Problem p;
-    p.dir = d;
-    p.g = s.g;
-    p.act_type = t.act;
-    p.precision = t.prec;
-    p.with_bias = s.with_bias && d != Direction::bwd_data;
-    p.accumulate = s.accumulate;
+    Problem p = class_problem(s, d, t);
     if (d == Direction::fwd) p.neuron.type = s.neuron;
     ASSERT_TRUE(core::validate(p).ok()) << p.describe();
     const int taken = check_all(p, s.padded, 1234u + static_cast<uint32_t>(d));
@@ -314,13 +330,7 @@ TEST(CudaRegistry, ChannelPadTakesOddChannelsOnly) {
     if (!all && !wgrad_only && !refused && name != "pad_fwd_out_21to10") continue;
     for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
       for (const TypeMode& t : kTypeModes) {
-        Problem p;
-        p.dir = d;
-        p.g = s.g;
-        p.act_type = t.act;
-        p.precision = t.prec;
-        p.with_bias = s.with_bias && d != Direction::bwd_data;
-        p.accumulate = s.accumulate && d == Direction::bwd_weights;
+        const Problem p = class_problem(s, d, t);
         const bool tc = (t.act == DataType::bfloat16 && t.prec == Precision::bf16) ||
                         (t.act == DataType::float16 && t.prec == Precision::fp16) ||
                         (t.act == DataType::float32 && t.prec == Precision::tf32);
@@ -333,6 +343,36 @@ TEST(CudaRegistry, ChannelPadTakesOddChannelsOnly) {
         if (expect) EXPECT_GT(pad->workspace_bytes(p), 0u) << p.describe();
       }
   }
+}
+
+// cuda_tap_gemm takes the data and weight gradients of the few-output-channel classes in the three tensor-core
+// modes and true fp32 (float32 images) and nothing else: no forward, no mixed modes, no layers with more than 4 output or fewer than
+// 8 input channels per group.
+TEST(CudaRegistry, TapGemmTakesFewOutputChannelGradients) {
+  const registry::Algorithm* tap = registry::find("cuda_tap_gemm");
+  ASSERT_NE(tap, nullptr);
+  EXPECT_TRUE(tap->deterministic());
+  int taken = 0;
+  for (const Shape& s : kShapes) {
+    const std::string name = s.name;
+    const bool few = name == "few_out_channels" || name == "one_out_channel_k9" || name == "pad_accumulate_21to3" ||
+                     name.rfind("tap_", 0) == 0;
+    for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
+      for (const TypeMode& t : kTypeModes) {
+        const Problem p = class_problem(s, d, t);
+        const bool kind = (t.act == DataType::bfloat16 && t.prec == Precision::bf16) ||
+                          (t.act == DataType::float16 && t.prec == Precision::fp16) ||
+                          (t.act == DataType::float32 && (t.prec == Precision::tf32 || t.prec == Precision::fp32));
+        const bool expect = few && kind && d != Direction::fwd;
+        const auto why = tap->decline_reason(p);
+        EXPECT_EQ(why.has_value(), !expect) << p.describe() << ": " << why.value_or("taken");
+        if (expect) {
+          ++taken;
+          EXPECT_GT(tap->workspace_bytes(p), 0u) << p.describe();  // packed weights / partial rows
+        }
+      }
+  }
+  EXPECT_EQ(taken, 7 * 4 * 2);
 }
 
 // sm_90's one-instruction tf32 rounding, which the tensor-core kernels use, against the integer round-to-nearest-
@@ -384,31 +424,31 @@ TEST(CudaDeterminism, HundredRunsBitIdentical) {
   }
 }
 
-// The padded path (copies around a tensor-core algorithm) on odd channel counts and strided views: 100 runs,
-// bit-identical.
-TEST(CudaDeterminism, ChannelPadHundredRunsBitIdentical) {
-  TCONV_SKIP_WITHOUT_GPU();
-  const registry::Algorithm* pad = registry::find("cuda_channel_pad");
-  ASSERT_NE(pad, nullptr);
+// One algorithm on geometry g in the given directions and modes (bias where the direction takes it): 100 runs,
+// bit-identical outputs.
+void expect_hundred_identical(const char* name, const core::Geometry& g, std::initializer_list<Direction> dirs,
+                              std::initializer_list<TypeMode> modes, bool padded, uint32_t seed) {
+  const registry::Algorithm* alg = registry::find(name);
+  ASSERT_NE(alg, nullptr) << name;
   Stream stream;
   ASSERT_TRUE(stream.status().ok()) << stream.status().message;
-  for (Direction d : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights}) {
-    for (const TypeMode& t : {TypeMode{DataType::float32, Precision::tf32}, TypeMode{DataType::bfloat16, Precision::bf16}}) {
+  for (Direction d : dirs) {
+    for (const TypeMode& t : modes) {
       Problem p;
       p.dir = d;
-      p.g = geom(8, 21, 18, 1, 12, 12, 4, 4, 2, 2, 1, 1, 1, 1);
+      p.g = g;
       p.act_type = t.act;
       p.precision = t.prec;
       p.with_bias = d != Direction::bwd_data;
-      SCOPED_TRACE(p.describe());
-      ASSERT_FALSE(pad->decline_reason(p).has_value()) << *pad->decline_reason(p);
-      const HostProblem input = make_host_problem(p, false, true, 77u);
+      SCOPED_TRACE(std::string(name) + " on " + p.describe());
+      ASSERT_FALSE(alg->decline_reason(p).has_value()) << *alg->decline_reason(p);
+      const HostProblem input = make_host_problem(p, false, padded, seed);
       HostProblem first = input;
-      const core::Status s0 = run_on_gpu(*pad, first, stream.get());
+      const core::Status s0 = run_on_gpu(*alg, first, stream.get());
       ASSERT_TRUE(s0.ok()) << s0.message;
       for (int rep = 1; rep < 100; ++rep) {
         HostProblem again = input;
-        const core::Status s = run_on_gpu(*pad, again, stream.get());
+        const core::Status s = run_on_gpu(*alg, again, stream.get());
         ASSERT_TRUE(s.ok()) << s.message;
         ASSERT_EQ(again.dst.bytes, first.dst.bytes) << "run " << rep;
         ASSERT_EQ(again.src.bytes, first.src.bytes) << "run " << rep;
@@ -417,6 +457,26 @@ TEST(CudaDeterminism, ChannelPadHundredRunsBitIdentical) {
       }
     }
   }
+}
+
+// The tap-gathered gradients on fsrcnn's layout in miniature (56→1, 9×9, stride 3, with bias), tensor cores and
+// true fp32 (the weight gradient's chunk count and summation order depend on the problem only).
+TEST(CudaDeterminism, TapGemmHundredRunsBitIdentical) {
+  TCONV_SKIP_WITHOUT_GPU();
+  expect_hundred_identical("cuda_tap_gemm", geom(4, 56, 1, 1, 24, 24, 9, 9, 3, 3, 1, 1, 4, 4, 2, 2),
+                           {Direction::bwd_data, Direction::bwd_weights},
+                           {TypeMode{DataType::float32, Precision::tf32}, TypeMode{DataType::bfloat16, Precision::bf16},
+                            TypeMode{DataType::float32, Precision::fp32}},
+                           false, 55u);
+}
+
+// The padded path (copies around a tensor-core algorithm) on odd channel counts and strided views.
+TEST(CudaDeterminism, ChannelPadHundredRunsBitIdentical) {
+  TCONV_SKIP_WITHOUT_GPU();
+  expect_hundred_identical("cuda_channel_pad", geom(8, 21, 18, 1, 12, 12, 4, 4, 2, 2, 1, 1, 1, 1),
+                           {Direction::fwd, Direction::bwd_data, Direction::bwd_weights},
+                           {TypeMode{DataType::float32, Precision::tf32}, TypeMode{DataType::bfloat16, Precision::bf16}},
+                           true, 77u);
 }
 
 }  // namespace
