@@ -680,19 +680,14 @@ int64_t forced_split() {
   static const int64_t s = env_int("TCONV_TC_WGRAD_SPLIT");
   return s;
 }
-// TCONV_TC_WGRAD_WS=1 / 0: the warp-specialized variant (16-bit 2, tf32 3) everywhere, or nowhere. Unset: kWsDefault
-// of the operand size — off (measured slower on the suite's larger layers and in tf32, s3/ws_vs_default.md) except
-// for the 16-bit short reductions make_wgrad_plan picks it for.
+// TCONV_TC_WGRAD_WS=1 / 0: the warp-specialized variant (16-bit 2, tf32 3) or the default one. Unset: kWsDefault
+// of the operand size — off: the warp-specialized variants were written after this file's last GPU session and
+// have not been run on a device yet.
 constexpr bool kWsDefault16 = false, kWsDefault32 = false;
 bool ws_default(bool tf32) {
   static const int v = env_int("TCONV_TC_WGRAD_WS");
   return v >= 0 ? v != 0 : (tf32 ? kWsDefault32 : kWsDefault16);
 }
-bool ws_forced_off() {
-  static const bool off = env_int("TCONV_TC_WGRAD_WS") == 0;
-  return off;
-}
-constexpr int64_t kWsShortReduction = 4096;  // pixels: see make_wgrad_plan
 
 }  // namespace
 
@@ -701,6 +696,14 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   WgradPlan w;
   w.epc = p.precision == Precision::tf32 ? 4 : 8;
   const int max_variant = w.epc == 4 ? 3 : 2;
+  // Defaults: tf32 32-pixel stages, two blocks per SM; 16-bit types as before (32 × 6, two per SM).
+  w.variant = w.epc == 4 ? 1 : 0;
+  if (ws_default(w.epc == 4)) w.variant = max_variant;  // the warp-specialized variant is the last one
+  if (forced_variant() >= 0 && forced_variant() <= max_variant) w.variant = forced_variant();
+  w.bk = w.epc == 4 && w.variant == 0 ? 16 : 32;
+  w.min_blocks = (w.epc == 4 && w.variant >= 2) || (w.epc == 8 && w.variant >= 1) ? 1 : 2;
+  w.stages = w.epc == 8 ? (w.variant >= 1 ? 12 : 6) : (w.variant == 1 ? 3 : 6);
+  const int64_t target_blocks = kPlanSms * w.min_blocks;
   const int64_t og = g.og(), ig = g.ig();
   w.mo = 16;
   while (w.mo < kTile && w.mo < og) w.mo *= 2;
@@ -711,18 +714,6 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   w.nt = ceil_div(ig, kTile);
   const int64_t tiles = w.tg * w.mt * w.nt * g.groups;
   w.k_total = g.n * g.h_in * g.w_in;
-  // Defaults: tf32 32-pixel stages, two blocks per SM; 16-bit types as before (32 × 6, two per SM) — except where
-  // the tile grid is under one wave and the reduction short (at most 4096 pixels): there the warp-specialized
-  // 16-bit variant, one block per SM with a producer warpgroup, measured 15–20% faster (dcgan_g2 0.060 → 0.049 ms,
-  // unet_up1 0.080 → 0.069 ms, s3/ws_vs_default.md) and every larger layer slower.
-  w.variant = w.epc == 4 ? 1 : 0;
-  if (w.epc == 8 && tiles <= kPlanSms && w.k_total <= kWsShortReduction && !ws_forced_off()) w.variant = max_variant;
-  if (ws_default(w.epc == 4)) w.variant = max_variant;  // the warp-specialized variant is the last one
-  if (forced_variant() >= 0 && forced_variant() <= max_variant) w.variant = forced_variant();
-  w.bk = w.epc == 4 && w.variant == 0 ? 16 : 32;
-  w.min_blocks = (w.epc == 4 && w.variant >= 2) || (w.epc == 8 && w.variant >= 1) ? 1 : 2;
-  w.stages = w.epc == 8 ? (w.variant >= 1 ? 12 : 6) : (w.variant == 1 ? 3 : 6);
-  const int64_t target_blocks = kPlanSms * w.min_blocks;
   w.wei_count = core::wei_elements(g);
   w.c_out = g.c_out;
   const int64_t stages = ceil_div(w.k_total, w.bk);
