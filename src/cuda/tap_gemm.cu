@@ -42,6 +42,7 @@
 #include "cuda/cuda_algorithms.hpp"
 #include "cuda/cuda_util.hpp"
 #include "cuda/direct_kernels.cuh"
+#include "cuda/fast_div.hpp"
 #include "cuda/igemm_mma.cuh"
 #include "cuda/stream_common.cuh"
 #include "cuda/tc_common.cuh"
@@ -81,20 +82,10 @@ int64_t target_blocks() {
   return v;
 }
 
-// Division by a run-time constant d ≥ 1 of numbers below 2^31 as a multiply-high and a shift (Granlund and
-// Montgomery): the staging loops divide every element index by the channel count and the window width, and the
-// compiler's integer division (about 20 instructions) made those loops most of the kernels' instructions.
-struct FastDiv {
-  uint32_t d = 1, mul = 0, shift = 0;
-  FastDiv() = default;
-  explicit FastDiv(uint32_t divisor) : d(divisor) {
-    while ((uint64_t{1} << shift) < divisor) ++shift;
-    mul = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - divisor)) / divisor + 1);
-  }
-  __device__ __forceinline__ uint32_t div(uint32_t n) const {
-    return static_cast<uint32_t>((uint64_t{__umulhi(n, mul)} + n) >> shift);
-  }
-};
+// The staging loops divide every element index by the channel count and the window width: FastDiv
+// (fast_div.hpp) does it in three instructions where the compiler's integer division takes about 20, and those
+// divisions were most of the kernels' instructions.
+using cuda_backend::FastDiv;
 
 // Kernel arguments; spatial sizes fit in int (decline_reason bounds them), element offsets are 64-bit.
 struct Params {
