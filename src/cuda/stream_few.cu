@@ -1,6 +1,8 @@
 // cuda_few_channels: transposed convolutions with few channels per group on at least one side (at most 4),
 // or few on both (at most 32 each) — dcgan's 64→3 output layer, fsrcnn's 56→1, fcn8s's 21→21 k16 s8, small
-// grouped layers. A GEMM has nothing to tile there (N or K of 1-21); these kernels stream the images once,
+// grouped layers (the data and weight gradients of the ≤ 4-output-channel ones, with ≥ 8 input channels, go to
+// cuda_tap_gemm, listed first, in the matching-type modes; this algorithm keeps their forward and the mixed modes).
+// A GEMM has nothing to tile there (N or K of 1-21); these kernels stream the images once,
 // with the weights rounded into shared memory and every output computed in float32 registers:
 //   fwd          one thread per output pixel of a stride phase × up to 8 output channels (stream_few_fwd.cu)
 //   bwd_data     blocks of 64 input pixels × up to 64 channels; dY rows and weights staged per kernel row,

@@ -19,15 +19,19 @@
 // so an infinite diff_dst value never meets a padding zero. (diff_dst positions outside the image are staged as
 // zeros, as the other implicit-GEMM algorithms zero-fill them: an infinite weight or source value meets them as
 // 0·∞ where the reference has no term.)
-//   bwd_data     grid (tiles, groups × 64-channel tiles); 4 warps × 16 pixels × up to 64 channels; the
-//                block's weights staged as [c][k] once.
+//   bwd_data     grid (blocks, groups × 64-channel tiles), each block walking tiles gridDim.x apart; 4 warps ×
+//                16 pixels × up to 64 channels; the weights, packed once per call into workspace as operand
+//                bits in the shared-memory layout ([c][k]), copied in once per block.
 //   bwd_weights  grid (pixel chunks, groups × 128-row k tiles × 64-channel tiles); the 4 warps split the
 //                block's k × c tile 2 × 2 and walk the chunk's tiles, with the source tile staged as
 //                [pixel][c] (ldmatrix.trans gives the B fragments); each chunk writes one float32 partial row
-//                (weights, and the bias sum over a fixed share of diff_dst rows), which the fixed-order
-//                reduction of cuda_direct adds. The chunking depends on the problem only: deterministic.
+//                (weights, and the bias sum over a fixed share of diff_dst rows), which stream_reduce.cu adds
+//                in a fixed order. The chunking depends on the problem only: deterministic.
 // Precisions: bfloat16 images in bf16, float16 in fp16 (m16n8k16), float32 in tf32 (m16n8k8, rounded to nearest
-// even when staged, as the reference rounds). The forward is declined (cuda_few_channels streams it).
+// even when staged, as the reference rounds), and float32 in true fp32 on the CUDA cores (Fma32: the same tiles
+// and staging, register-blocked multiply-adds in k order). The forward is declined (cuda_few_channels streams it).
+// Measured (bench/results/cuda-h100-2026-11-24-s4): fsrcnn_x3 all three gradients 0.052 ms in bf16 (cuda_few_channels
+// with cuda_channel_pad: 0.190), dcgan_g5 0.066 ms (0.124).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
