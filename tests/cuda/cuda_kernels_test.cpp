@@ -389,6 +389,20 @@ TEST(CudaTf32Rounding, OneInstructionMatchesReferenceOnEveryFloat) {
 }
 
 // ---- determinism ---------------------------------------------------------------------------------------------
+// Runs alg on input 99 more times; every output must equal `first` (the first run's) bit for bit.
+void expect_repeats_match(const registry::Algorithm& alg, const HostProblem& input, const HostProblem& first,
+                          void* stream) {
+  for (int rep = 1; rep < 100; ++rep) {
+    HostProblem again = input;
+    const core::Status s = run_on_gpu(alg, again, stream);
+    ASSERT_TRUE(s.ok()) << s.message;
+    ASSERT_EQ(again.dst.bytes, first.dst.bytes) << "run " << rep;
+    ASSERT_EQ(again.src.bytes, first.src.bytes) << "run " << rep;
+    ASSERT_EQ(0, std::memcmp(again.wei.data(), first.wei.data(), first.wei.size() * 4)) << "run " << rep;
+    ASSERT_EQ(0, std::memcmp(again.bias.data(), first.bias.data(), first.bias.size() * 4)) << "run " << rep;
+  }
+}
+
 TEST(CudaDeterminism, HundredRunsBitIdentical) {
   TCONV_SKIP_WITHOUT_GPU();
   Stream stream;
@@ -410,15 +424,7 @@ TEST(CudaDeterminism, HundredRunsBitIdentical) {
         const core::Status s0 = run_on_gpu(*alg, first, stream.get());
         if (!s0.ok() && is_cudnn(*alg) && s0.code == ErrorCode::unsupported) continue;
         ASSERT_TRUE(s0.ok()) << s0.message;
-        for (int rep = 1; rep < 100; ++rep) {
-          HostProblem again = input;
-          const core::Status s = run_on_gpu(*alg, again, stream.get());
-          ASSERT_TRUE(s.ok()) << s.message;
-          ASSERT_EQ(again.dst.bytes, first.dst.bytes) << "run " << rep;
-          ASSERT_EQ(again.src.bytes, first.src.bytes) << "run " << rep;
-          ASSERT_EQ(0, std::memcmp(again.wei.data(), first.wei.data(), first.wei.size() * 4)) << "run " << rep;
-          ASSERT_EQ(0, std::memcmp(again.bias.data(), first.bias.data(), first.bias.size() * 4)) << "run " << rep;
-        }
+        expect_repeats_match(*alg, input, first, stream.get());
       }
     }
   }
@@ -446,15 +452,7 @@ void expect_hundred_identical(const char* name, const core::Geometry& g, std::in
       HostProblem first = input;
       const core::Status s0 = run_on_gpu(*alg, first, stream.get());
       ASSERT_TRUE(s0.ok()) << s0.message;
-      for (int rep = 1; rep < 100; ++rep) {
-        HostProblem again = input;
-        const core::Status s = run_on_gpu(*alg, again, stream.get());
-        ASSERT_TRUE(s.ok()) << s.message;
-        ASSERT_EQ(again.dst.bytes, first.dst.bytes) << "run " << rep;
-        ASSERT_EQ(again.src.bytes, first.src.bytes) << "run " << rep;
-        ASSERT_EQ(0, std::memcmp(again.wei.data(), first.wei.data(), first.wei.size() * 4)) << "run " << rep;
-        ASSERT_EQ(0, std::memcmp(again.bias.data(), first.bias.data(), first.bias.size() * 4)) << "run " << rep;
-      }
+      expect_repeats_match(*alg, input, first, stream.get());
     }
   }
 }
