@@ -107,7 +107,7 @@ struct Params {
 
 struct Plan {
   Params k{};
-  int64_t tiles = 0, blocks = 0;  // bwd_data: blocks along x, each walking tiles blocks apart
+  int64_t blocks = 0;  // bwd_data: blocks along x, each walking the tiles gridDim.x apart
   std::size_t smem = 0, workspace = 0;
   std::string why;
 };
@@ -786,7 +786,6 @@ Plan make_plan(const core::Problem& p, int kk, int sbytes, bool fma) {
   k.row_tiles = static_cast<int>(ceil_div(g.h_in, k.tr));
   k.col_tiles = static_cast<int>(ceil_div(g.w_in, k.tc));
   k.tiles = g.n * k.row_tiles * k.col_tiles;
-  plan.tiles = k.tiles;
   k.ctiles = static_cast<int>(ceil_div(k.ig, kCTile));
   const int vec = 16 / sbytes;
   if (p.dir == core::Direction::bwd_data) {
@@ -847,7 +846,7 @@ Plan plan_of(const core::Problem& p) {
   return make_plan(p, M::kK, stage_bytes<M>(), std::is_same_v<M, Fma32>);
 }
 
-template <class M, class Kernel>
+template <class Kernel>
 core::Status launch(Kernel kernel, dim3 grid, const Plan& plan, cudaStream_t stream, const char* what) {
   if (plan.smem > 48 * 1024) {
     const core::Status s = cuda_backend::check(
@@ -882,9 +881,9 @@ core::Status run_bwd_data(const core::Problem& p, const core::Args& a, void* wor
   }
   const dim3 grid(static_cast<unsigned>(plan.blocks), static_cast<unsigned>(p.g.groups * plan.k.ctiles));
   if constexpr (std::is_same_v<M, Fma32>) {
-    return launch<M>(dx_fma_kernel, grid, plan, stream, "cuda_tap_gemm data gradient (fp32)");
+    return launch(dx_fma_kernel, grid, plan, stream, "cuda_tap_gemm data gradient (fp32)");
   } else {
-    return launch<M>(dx_kernel<M>, grid, plan, stream, "cuda_tap_gemm data gradient");
+    return launch(dx_kernel<M>, grid, plan, stream, "cuda_tap_gemm data gradient");
   }
 }
 
@@ -908,9 +907,9 @@ core::Status run_bwd_weights(const core::Problem& p, const core::Args& a, void* 
                   static_cast<unsigned>(p.g.groups * plan.k.ktiles * plan.k.ctiles));
   const core::Status s = [&] {
     if constexpr (std::is_same_v<M, Fma32>) {
-      return launch<M>(dw_fma_kernel, grid, plan, stream, "cuda_tap_gemm weight gradient (fp32)");
+      return launch(dw_fma_kernel, grid, plan, stream, "cuda_tap_gemm weight gradient (fp32)");
     } else {
-      return launch<M>(dw_kernel<M>, grid, plan, stream, "cuda_tap_gemm weight gradient");
+      return launch(dw_kernel<M>, grid, plan, stream, "cuda_tap_gemm weight gradient");
     }
   }();
   if (!s.ok()) return s;
