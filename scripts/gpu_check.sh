@@ -97,7 +97,8 @@ if [ -x "$API_BIN" ]; then
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran|^\[  FAILED  \]" "$OUT/api_cuda.log" | tail -6 | tee -a "$SUMMARY"
 fi
 # Variants the planner does not pick by default (TCONV_TC_IGEMM_WS / TCONV_TC_WGRAD_WS, forced tiles and split
-# counts) stay correct: the suite restricted to the two tensor-core algorithms, on the aligned classes they take
+# counts; TCONV_TC_WGRAD_VARIANT=0: the 16-bit weight gradient on mma.sync, which other GPUs than the H100 run;
+# =3 with a forced split: the wgmma one writing partial tiles) stay correct: the suite restricted to the two tensor-core algorithms, on the aligned classes they take
 # (the 4-channel accumulate/padded classes are theirs to decline), plus the 100-run determinism test.
 HOOK_FILTER=""
 for c in aligned_dense aligned_groups aligned_long_k few_pixels_long_k; do
@@ -114,6 +115,7 @@ hook() {  # hook NAME VAR=VALUE...
 hook ws TCONV_TC_IGEMM_WS=1 TCONV_TC_WGRAD_WS=1
 hook ws256_split2 TCONV_TC_IGEMM_TILE=ws128x256 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_WS=1 TCONV_TC_WGRAD_SPLIT=3
 hook wg256_split2 TCONV_TC_IGEMM_TILE=wg256x128 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_VARIANT=0
+hook wgrad_wgmma_split3 TCONV_TC_WGRAD_VARIANT=3 TCONV_TC_WGRAD_SPLIT=3
 
 # ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
 # Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);

@@ -182,6 +182,42 @@ __device__ __forceinline__ void wgmma_m64n128_tf32(float (&d)[64], uint64_t da, 
 #endif
 }
 
+// MN-major operands (cuda_tc_wgrad: both operands staged as [pixel = k][channels = m or n], the channels
+// contiguous). Only 16-bit types can be read this way (imm-trans-a/b = 1); tf32 operands must be K-major.
+// Canonical 128B-swizzled MN-major layout, in 16-byte units T: ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO)) —
+// an atom is 8 k-rows of 128 bytes (64 elements of m or n), the 16-byte chunks of row r XOR-swizzled by r % 8;
+// the next 64 elements of m/n lie `lbo` bytes further, the next 8 k-rows 1024 bytes further (SBO).
+__device__ __forceinline__ uint64_t wgmma_desc_mn(uint32_t smem_byte_addr, uint32_t lbo) {
+  return static_cast<uint64_t>((smem_byte_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
+         (uint64_t{64} << 32) | (uint64_t{1} << 62);
+}
+
+#define TCONV_WGMMA_MN_N128(NAME, TYPE)                                                                          \
+  __device__ __forceinline__ void NAME(float(&d)[64], uint64_t da, uint64_t db) {                               \
+    TCONV_WGMMA_MN_N128_BODY(TYPE)                                                                              \
+  }
+#if defined(TCONV_TC_WGMMA)
+#define TCONV_WGMMA_MN_N128_BODY(TYPE)                                                                           \
+  asm volatile(                                                                                                  \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                              \
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE                                               \
+      " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"                                  \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"                          \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"                          \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 1, 1;\n}\n" \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                                                                                                   \
+      : "l"(da), "l"(db), "r"(1));
+#else
+#define TCONV_WGMMA_MN_N128_BODY(TYPE) \
+  (void)d;                             \
+  (void)da;                            \
+  (void)db;
+#endif
+TCONV_WGMMA_MN_N128(wgmma_m64n128_bf16_mn, "bf16")
+TCONV_WGMMA_MN_N128(wgmma_m64n128_f16_mn, "f16")
+#undef TCONV_WGMMA_MN_N128
+#undef TCONV_WGMMA_MN_N128_BODY
+
 // m64n256 (cuda_tc_igemm's warp-specialized 128×256 tile): 128 accumulators per thread.
 
 __device__ __forceinline__ void wgmma_m64n256_bf16(float (&d)[128], uint64_t da, uint64_t db) {

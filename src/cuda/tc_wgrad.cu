@@ -42,6 +42,7 @@
 #include "cuda/cuda_util.hpp"
 #include "cuda/igemm_mma.cuh"
 #include "cuda/tc_common.cuh"
+#include "cuda/tc_igemm_wgmma.cuh"
 #include "cuda/tc_wgrad.cuh"
 
 namespace tconv::cuda_tc {
@@ -230,7 +231,9 @@ __device__ __forceinline__ void bias_block(const WParams& P, int64_t bb, unsigne
 // kStages: pipeline depth (shared memory kStages · kStageBytes: 96 KiB for two blocks per SM, 192 KiB for one).
 // kWs: warp-specialized — kThreads multiplying threads plus kWsStagers staging threads (see the pipeline below);
 // otherwise every thread stages and multiplies, with a block barrier per stage.
-template <class M, bool kVec, int kStages, int kBK, bool kWs>
+// kWg (16-bit types, sm_90a): the multiplies are wgmma reading both operands straight from shared memory as
+// MN-major tiles (see the wgmma pipeline below); `smem` is then 1024-byte aligned.
+template <class M, bool kVec, int kStages, int kBK, bool kWs, bool kWg>
 __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigned char* smem) {
   using C = Cfg<M, kBK>;
   using E = typename C::E;
@@ -257,10 +260,17 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   const int swa = C::swz_a(row), swb = C::swz_b(row);
   // Chunk tr + kTprS·j of the row lands at (tr + kTprS·j) XOR swz; where swz < kTprS (every layout but the
   // warp-specialized tf32 one) that is (tr XOR swz) + kTprS·j, a constant step.
+  // kWg: the wgmma layout instead — each operand tile is two 64-channel halves of kBK rows × 128 bytes (half j
+  // holds chunks 8j .. 8j + 7 of every pixel row), chunk c of row r at (c XOR r % 8): the hardware's 128-byte
+  // swizzle of an MN-major operand. Thread tr of a row copies chunk tr of each half.
+  static_assert(!kWg || (C::kEsize == 2 && kTprS == 8 && kCptS == 2), "wgmma staging layout: 16-bit, 2 halves");
+  constexpr int kHalfBytes = C::kBK * 128;
   auto off_a = [&](int j) -> uint32_t {
+    if constexpr (kWg) return static_cast<uint32_t>(j * kHalfBytes + row * 128 + ((tr ^ (row & 7)) << 4));
     return static_cast<uint32_t>(row * C::kRowBytes + (((tr + kTprS * j) ^ swa) << 4));
   };
   auto off_b = [&](int j) -> uint32_t {
+    if constexpr (kWg) return static_cast<uint32_t>(j * kHalfBytes + row * 128 + ((tr ^ (row & 7)) << 4));
     return static_cast<uint32_t>(row * C::kRowBytes + (((tr + kTprS * j) ^ swb) << 4));
   };
   bool a_ok[kCptS], b_ok[kCptS];
@@ -317,6 +327,89 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     if (ix >= P.w_in) { ix -= P.w_in; ++iy; }
     if (iy >= P.h_in) { iy -= P.h_in; ++n; }
   };
+
+  // Tile row m of the weight gradient: its row of diff_wei (or of partial s), nullptr past the taps or out channels.
+  float* const out = P.out + (P.direct ? int64_t{0} : s * P.wei_count);
+  auto dst_row = [&](int m) -> float* {
+    const int tap = tap0 + (m >> P.mo_shift);
+    const int o = o0 + (m & (mo - 1));
+    if (tap >= P.taps || o >= P.og) return nullptr;
+    return out + ((grp * P.og + o) * P.taps + tap) * int64_t{P.ig};
+  };
+
+  if constexpr (kWg) {
+#if defined(TCONV_TC_WGMMA)
+    // ---- pipeline, wgmma (sm_90a): warpgroup wg multiplies tile rows 64·wg .. + 63 (A half wg) by all 128
+    // columns (both B halves) with m64n128k16, two per 32-pixel stage, straight from shared memory: no
+    // ldmatrix and no fragment registers (mma.sync on the H100 is held back by the shared-memory bandwidth its
+    // ldmatrix loads take). kDist stages of copies in flight and one wgmma group still running while the next
+    // stage is issued: a stage is refilled only when both are done with it (its group waited for, and the
+    // block barrier passed by every warpgroup).
+    constexpr int kDist = kStages - 2;
+    static_assert(kDist >= 2, "pipeline depth");
+    const int wg = warp >> 2;
+    float d[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) d[i] = 0.f;
+    const uint32_t smem_base = smem_addr(smem);
+#pragma unroll
+    for (int st = 0; st < kDist; ++st) {
+      if (st < nst) load_stage(st);
+      cp_async_commit();
+    }
+    for (int64_t it = 0; it < nst; ++it) {
+      cp_async_wait<kDist - 1>();  // this thread's copies of stage `it` have landed
+      fence_proxy_async();         // ... visible to the tensor cores' reads,
+      __syncthreads();             // for every thread's copies; stage it − 2 is free (its wgmma group waited for)
+      const int64_t next = it + kDist;
+      if (next < nst) load_stage(next % kStages);
+      cp_async_commit();
+      const uint32_t sa = smem_base + static_cast<uint32_t>((it % kStages) * C::kStageBytes);
+      const uint32_t sb = sa + C::kTileBytes;
+      fence_regs(d);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < C::kBK / 16; ++ks) {  // 16 pixels = two 8-row atoms (1024 bytes each) per wgmma
+        const uint64_t da = wgmma_desc_mn(sa + wg * kHalfBytes + ks * 2048, kHalfBytes);
+        const uint64_t db = wgmma_desc_mn(sb + ks * 2048, kHalfBytes);
+        if constexpr (std::is_same_v<E, __nv_bfloat16>) wgmma_m64n128_bf16_mn(d, da, db);
+        else wgmma_m64n128_f16_mn(d, da, db);
+      }
+      wgmma_commit();
+      wgmma_wait<1>();
+      fence_regs(d);
+    }
+    wgmma_wait<0>();
+    fence_regs(d);
+    cp_async_wait<0>();
+    // d[4j + 2h + e] is tile row 64·wg + 16·(warp % 4) + lane / 4 + 8h, column 8j + 2·(lane % 4) + e (the mma.sync
+    // C layout repeated over n). Ig is a multiple of 8: pairs stay in range and aligned.
+    const int gid = lane >> 2, tig = lane & 3;
+    const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float* rowp = dst_row(wg * 64 + (warp & 3) * 16 + gid + 8 * h);
+      if (rowp == nullptr) continue;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const int c = c0 + 8 * j + 2 * tig;
+        if (c >= P.ig) continue;
+        float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+        if (P.direct && P.accumulate) {
+          v0 = rowp[c] + v0;
+          v1 = rowp[c + 1] + v1;
+        }
+        if (pairs) {
+          *reinterpret_cast<float2*>(rowp + c) = make_float2(v0, v1);
+        } else {
+          rowp[c] = v0;
+          rowp[c + 1] = v1;
+        }
+      }
+    }
+#endif
+    return;
+  }
 
   // ---- multiply role: warp tile 64 (rows) × 32 (columns) -----------------------------------------------
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
@@ -487,14 +580,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   }
 
   // ---- epilogue: every (row, column) of the tile this thread holds, to partial[s] or diff_wei ------------
-  float* out = P.out + (P.direct ? int64_t{0} : s * P.wei_count);
   const int gid = lane >> 2, tig = lane & 3;
-  auto dst_row = [&](int m) -> float* {  // nullptr: row m of the tile is past the taps or out channels
-    const int tap = tap0 + (m >> P.mo_shift);
-    const int o = o0 + (m & (mo - 1));
-    if (tap >= P.taps || o >= P.og) return nullptr;
-    return out + ((grp * P.og + o) * P.taps + tap) * int64_t{P.ig};
-  };
   if constexpr (C::kEsize == 2) {
     // c0, c1 at (row gid, columns 2·tig, 2·tig + 1); c2, c3 at row gid + 8. Ig is even: pairs stay aligned.
     const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
@@ -555,14 +641,26 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 
 // GEMM blocks first, then the bias blocks: these fill the slots the last GEMM wave leaves free. (Measured
 // on the H100: interleaving them from the start kept half the GEMM blocks waiting behind the bias sums.)
-template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs>
+// kWg kernels have a body only in sm_90a code (wgrad_wgmma_usable tells the host by their register count).
+template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs, bool kWg>
 __global__ void __launch_bounds__(kWs ? kThreads + kWsStagers : kThreads, kMinBlocks) tc_wgrad_kernel(const WParams P) {
-  extern __shared__ __align__(128) unsigned char smem[];
-  const int64_t b = blockIdx.x;
-  if (b < P.gemm_blocks) {
-    gemm_block<M, kVec, kStages, kBK, kWs>(P, b, smem);
-  } else {
-    bias_block<typename M::elem, kVec>(P, b - P.gemm_blocks, smem);
+#if !defined(TCONV_TC_WGMMA)
+  if constexpr (kWg) {
+    (void)P;
+    return;
+  } else
+#endif
+  {
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    unsigned char* smem = smem_raw;
+    // wgmma's swizzle atoms (1024 bytes) must start 1024-byte aligned; the launch adds the slack.
+    if constexpr (kWg) smem += (1024 - (smem_addr(smem_raw) & 1023)) & 1023;
+    const int64_t b = blockIdx.x;
+    if (b < P.gemm_blocks) {
+      gemm_block<M, kVec, kStages, kBK, kWs, kWg>(P, b, smem);
+    } else {
+      bias_block<typename M::elem, kVec>(P, b - P.gemm_blocks, smem);
+    }
   }
 }
 
@@ -613,7 +711,7 @@ int reduce_lanes(int64_t S, int64_t count) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The dynamic shared-memory limit is raised once per kernel and device.
-template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs>
+template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs, bool kWg>
 core::Status allow_smem(int bytes) {
   static std::atomic<uint64_t> done{0};
   int dev = 0;
@@ -621,7 +719,7 @@ core::Status allow_smem(int bytes) {
   const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
   if (bit != 0 && (done.load(std::memory_order_relaxed) & bit) != 0) return core::Status::ok_status();
   if (auto st = cuda_backend::check(
-          cudaFuncSetAttribute(tc_wgrad_kernel<M, kVec, kStages, kBK, kMinBlocks, kWs>,
+          cudaFuncSetAttribute(tc_wgrad_kernel<M, kVec, kStages, kBK, kMinBlocks, kWs, kWg>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
           "cudaFuncSetAttribute(cuda_tc_wgrad)");
       !st.ok())
@@ -630,29 +728,57 @@ core::Status allow_smem(int bytes) {
   return core::Status::ok_status();
 }
 
-template <class M, int kStages, int kBK, int kMinBlocks, bool kWs = false>
+template <class M, int kStages, int kBK, int kMinBlocks, bool kWs = false, bool kWg = false>
 core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStream_t stream) {
   constexpr int kStageSmem = kStages * Cfg<M, kBK>::kStageBytes;
   static_assert(kStageSmem * kMinBlocks <= 200 * 1024, "shared memory of the resident blocks");
-  constexpr int kSmem = kStageSmem + (kWs ? 2 * kStages * 8 : 0);  // + the mbarriers
+  // + the mbarriers (kWs), + the slack that aligns the stages to 1024 bytes (kWg)
+  constexpr int kSmem = kStageSmem + (kWs ? 2 * kStages * 8 : 0) + (kWg ? 1024 : 0);
   constexpr int kBlock = kWs ? kThreads + kWsStagers : kThreads;
   const unsigned grid = static_cast<unsigned>(blocks);
   if (vec) {
-    if (auto st = allow_smem<M, true, kStages, kBK, kMinBlocks, kWs>(kSmem); !st.ok()) return st;
-    tc_wgrad_kernel<M, true, kStages, kBK, kMinBlocks, kWs><<<grid, kBlock, kSmem, stream>>>(P);
+    if (auto st = allow_smem<M, true, kStages, kBK, kMinBlocks, kWs, kWg>(kSmem); !st.ok()) return st;
+    tc_wgrad_kernel<M, true, kStages, kBK, kMinBlocks, kWs, kWg><<<grid, kBlock, kSmem, stream>>>(P);
   } else {
-    if (auto st = allow_smem<M, false, kStages, kBK, kMinBlocks, kWs>(kSmem); !st.ok()) return st;
-    tc_wgrad_kernel<M, false, kStages, kBK, kMinBlocks, kWs><<<grid, kBlock, kSmem, stream>>>(P);
+    if (auto st = allow_smem<M, false, kStages, kBK, kMinBlocks, kWs, kWg>(kSmem); !st.ok()) return st;
+    tc_wgrad_kernel<M, false, kStages, kBK, kMinBlocks, kWs, kWg><<<grid, kBlock, kSmem, stream>>>(P);
   }
   return cuda_backend::check_launch("cuda_tc_wgrad");
 }
 
+// The wgmma kernels hold code only where they were compiled for sm_90a; elsewhere (other architectures, plain
+// sm_90) their body is empty, recognisable by its register count. Checked once per device.
+bool wgrad_wgmma_usable() {
+  static std::atomic<int> state[64];  // 0 unknown, 1 usable, 2 not
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
+    cudaGetLastError();
+    return false;
+  }
+  int s = state[device].load(std::memory_order_relaxed);
+  if (s == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
+                    major == 9 && minor == 0 &&
+                    cudaFuncGetAttributes(&attr, tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>) == cudaSuccess &&
+                    attr.numRegs > 16;
+    if (!ok) cudaGetLastError();
+    s = ok ? 1 : 2;
+    state[device].store(s, std::memory_order_relaxed);
+  }
+  return s == 1;
+}
+
 // The pipeline variants (WgradPlan::variant): 16-bit types 0 = 32 pixels × 6 stages, two blocks per SM;
-// 1 = 32 × 12, one per SM; 2 = variant 1 warp-specialized. tf32: 0 = 16 × 6, two per SM; 1 = 32 × 3, two per SM;
-// 2 = 32 × 6, one per SM; 3 = variant 2 warp-specialized.
+// 1 = 32 × 12, one per SM; 2 = variant 1 warp-specialized; 3 = variant 0 with wgmma (sm_90a; variant 0 where the
+// device or the build has no wgmma — same stages and blocks per SM, so the same plan and split).
+// tf32: 0 = 16 × 6, two per SM; 1 = 32 × 3, two per SM; 2 = 32 × 6, one per SM; 3 = variant 2 warp-specialized.
 template <class M>
 core::Status launch_typed(const WParams& P, bool vec, int variant, int64_t blocks, cudaStream_t stream) {
   if constexpr (sizeof(typename M::elem) == 2) {
+    if (variant == 3 && wgrad_wgmma_usable()) return launch_staged<M, 6, 32, 2, false, true>(P, vec, blocks, stream);
     return variant == 2   ? launch_staged<M, 12, 32, 1, true>(P, vec, blocks, stream)
            : variant == 1 ? launch_staged<M, 12, 32, 1>(P, vec, blocks, stream)
                           : launch_staged<M, 6, 32, 2>(P, vec, blocks, stream);
@@ -681,8 +807,8 @@ int64_t forced_split() {
   return s;
 }
 // TCONV_TC_WGRAD_WS=1 / 0: the warp-specialized variant (16-bit 2, tf32 3) or the default one. Unset: kWsDefault
-// of the operand size — off: the warp-specialized variants were written after this file's last GPU session and
-// have not been run on a device yet.
+// of the operand size — off: measured on the H100, slower than the defaults on the all-three time of every suite
+// layer (bench/results/cuda-h100-2026-11-24-s3/ws_vs_default.md).
 constexpr bool kWsDefault16 = false, kWsDefault32 = false;
 bool ws_default(bool tf32) {
   static const int v = env_int("TCONV_TC_WGRAD_WS");
@@ -695,14 +821,16 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const core::Geometry& g = p.g;
   WgradPlan w;
   w.epc = p.precision == Precision::tf32 ? 4 : 8;
-  const int max_variant = w.epc == 4 ? 3 : 2;
-  // Defaults: tf32 32-pixel stages, two blocks per SM; 16-bit types as before (32 × 6, two per SM).
-  w.variant = w.epc == 4 ? 1 : 0;
-  if (ws_default(w.epc == 4)) w.variant = max_variant;  // the warp-specialized variant is the last one
+  const int max_variant = 3, ws_variant = w.epc == 4 ? 3 : 2;
+  // Defaults: tf32 32-pixel stages, two blocks per SM; 16-bit types 32 × 6, two per SM, multiplied with wgmma
+  // where the device has it (variant 3; the launch falls back to variant 0's mma.sync elsewhere).
+  w.variant = w.epc == 4 ? 1 : 3;
+  if (ws_default(w.epc == 4)) w.variant = ws_variant;
   if (forced_variant() >= 0 && forced_variant() <= max_variant) w.variant = forced_variant();
+  const bool one_per_sm = w.epc == 4 ? w.variant >= 2 : (w.variant == 1 || w.variant == 2);
   w.bk = w.epc == 4 && w.variant == 0 ? 16 : 32;
-  w.min_blocks = (w.epc == 4 && w.variant >= 2) || (w.epc == 8 && w.variant >= 1) ? 1 : 2;
-  w.stages = w.epc == 8 ? (w.variant >= 1 ? 12 : 6) : (w.variant == 1 ? 3 : 6);
+  w.min_blocks = one_per_sm ? 1 : 2;
+  w.stages = w.epc == 8 ? (one_per_sm ? 12 : 6) : (w.variant == 1 ? 3 : 6);
   const int64_t target_blocks = kPlanSms * w.min_blocks;
   const int64_t og = g.og(), ig = g.ig();
   w.mo = 16;
