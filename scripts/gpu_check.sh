@@ -116,6 +116,13 @@ hook ws TCONV_TC_IGEMM_WS=1 TCONV_TC_WGRAD_WS=1
 hook ws256_split2 TCONV_TC_IGEMM_TILE=ws128x256 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_WS=1 TCONV_TC_WGRAD_SPLIT=3
 hook wg256_split2 TCONV_TC_IGEMM_TILE=wg256x128 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_VARIANT=0
 hook wgrad_wgmma_split3 TCONV_TC_WGRAD_VARIANT=3 TCONV_TC_WGRAD_SPLIT=3
+# cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines).
+for t in 0 1 2 3 4; do
+  TCONV_SIMT_F32_TILE=$t TCONV_CUDA_TEST_ALGORITHMS=cuda_simt_f32,cuda_direct \
+    timeout 60 "$TEST_BIN" --gtest_filter='Classes/CudaShapes.*float32_fp32' >"$OUT/hook_simt_tile$t.log" 2>&1
+  rc=$?
+  note "$(printf '%-22s rc=%-4s %s' "hook_simt_tile$t" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_simt_tile$t.log" | tr '\n' ' ')")"
+done
 
 # ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
 # Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);

@@ -1,21 +1,30 @@
 // Shared pieces of cuda_simt_f32 (true float32 on the CUDA cores, no tensor cores): the block-tile shapes,
-// the register-blocked outer-product step on a staged k slab, 16-byte/scalar operand loads, and the
-// launchers of simt_f32_gather.cu (fwd, bwd_data) and simt_f32_wgrad.cu (bwd_weights + bias).
+// the register-blocked outer-product step on a staged k slab, 16-byte/scalar operand loads and asynchronous
+// copies, and the launchers of simt_f32_gather.cu (fwd, bwd_data) and simt_f32_wgrad.cu (bwd_weights + bias).
 //
 // The GEMM core is the classic SIMT sgemm: 256 threads (8 warps) own a BM×BN output tile; each thread keeps
-// TM×TN accumulators in registers; k is staged in slabs of kBK = 8 through double-buffered shared memory
+// TM×TN accumulators in registers; k is staged in slabs of kBK = 16 through double-buffered shared memory
 // laid out k-major (As[k][m], Bs[k][n]), so that one 16-byte shared load gives a thread 4 consecutive m (or
 // n) values of one k and the FFMA loop is a pure outer product (TM + TN loaded values feed TM·TN FFMAs).
+// Slabs are 16 deep rather than 8 because the work besides the FFMAs and their shared loads (the barrier,
+// the slab cursor, the loop, the bounds of a slab) is paid once per slab: the 128×128 tile issues 1024
+// FFMAs per thread between barriers. A slab is 4·BM (4·BN) 16-byte quads, 1 or 2 per thread and operand.
 // Inside a warp the lanes form an 8 (m) × 4 (n) grid; a thread's TM rows are 1 or 2 groups of 4 consecutive
 // rows 32 apart, its TN columns 1 or 2 groups of 4 consecutive columns 16 apart: each 16-byte shared load of
 // a warp then touches 8 (A) or 4 (B) distinct, consecutive 16-byte words — one shared-memory wavefront.
-// Rows of the slabs are padded by 4 floats: the transposed stores of the gather kernels' A slab (4 scalar
-// stores per 16-byte global load) then hit 32 distinct banks, and every row stays 16-byte aligned.
+// Rows of the slabs are padded by 4 floats (a pitch ≡ 4 mod 32 banks): the transposed stores of the gather
+// kernels' A slab (4 scalar stores per 16-byte global load, simt_f32_gather.cu explains the mapping) then
+// hit 32 distinct banks, and every row stays 16-byte aligned.
 //
-// Global loads are staged through registers (issued one slab ahead, stored to the other shared buffer after
-// the multiply), so the kernels need one __syncthreads per slab. Every product is an exact float32 FFMA and
-// each output's k order is fixed (taps in order, channels ascending; pixels ascending in each split-K
-// chunk), so results are deterministic and, for small-integer data, bit-exact.
+// The loads of slab s + 1 are all issued before the FFMAs of slab s, into the other shared buffer, so the
+// kernels need one __syncthreads per slab. Operands that land in shared memory as they are in global
+// memory (both of the weight gradient, the weights of fwd/bwd_data) are copied with cp.async; only the
+// gather kernels' A slab, which is transposed on the way, is staged through registers (stored after the
+// FFMAs). With 16-deep slabs register staging of every operand would need 16 registers more than the
+// 128×128 tile has (64 accumulators, the FFMA operands, the loader state: it spilled); cp.async needs none
+// and also saves the shared stores. Every product is an exact float32 FFMA and each output's k order is
+// fixed (taps in order, channels ascending; pixels ascending in each split-K chunk), so results are
+// deterministic and, for small-integer data, bit-exact.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,6 +33,7 @@
 #include <cstdlib>
 
 #include "cuda/direct_kernels.cuh"
+#include "cuda/tc_common.cuh"
 
 namespace tconv::cuda_simt {
 
@@ -31,7 +41,10 @@ using cuda_direct::KGeom;
 using cuda_direct::KView;
 
 constexpr int kThreads = 256;
-constexpr int kBK = 8;  // k per shared-memory slab
+// k per shared-memory slab. The loader mappings of both kernels assume 16 (two 8-deep halves: 8 warps × 2
+// slab rows in simt_f32_wgrad.cu, two 8-channel octets per tile row in simt_f32_gather.cu); simt_f32.cu's
+// decline bound on the slab count uses it too.
+constexpr int kBK = 16;
 // The cost model's machine: SMs of an H100 SXM. Used only to pick tile shapes and the split-K count, which
 // must depend on the problem alone (the split changes the rounding), so it is a constant, not a query.
 constexpr int kModelSms = 132;
@@ -49,7 +62,12 @@ struct Tile {
   static_assert(WARPS_M * WARPS_N == kThreads / 32, "8 warps per block");
   static_assert(TM == 4 || TM == 8, "TM is 4 or 8");
   static_assert(TN == 4 || TN == 8, "TN is 4 or 8");
-  static_assert(BM * kBK / 4 <= kThreads && kBK * BN / 4 <= kThreads, "one 16-byte load per thread per slab");
+  // 16-byte loads of a slab per thread (the A slab is BM·kBK/4 quads, the B slab kBK·BN/4): 2 for a 128-wide
+  // operand, 1 for 64 (and for 32, where half the threads load B).
+  static constexpr int LA = (BM * kBK / 4 + kThreads - 1) / kThreads, LB = (BN * kBK / 4 + kThreads - 1) / kThreads;
+  static_assert(BM * kBK / 4 == LA * kThreads, "the A slab is an exact number of loads per thread");
+  static_assert(BN * kBK / 4 == LB * kThreads || LB == 1, "the B slab is an exact number of loads per thread");
+  static_assert(PA % 32 == 4, "A pitch ≡ 4 mod 32 banks: the gather kernel's transposed stores are conflict-free");
 };
 using T128x128 = Tile<128, 128, 8, 8>;
 using T128x64 = Tile<128, 64, 8, 4>;
@@ -59,7 +77,8 @@ using T128x32 = Tile<128, 32, 4, 4>;
 
 // The shapes the host-side choosers consider: index = TileId. `eff` is the tile's FFMA rate per SM relative to
 // 128×128 at full occupancy (measured on the H100: 128×128 ≈ 0.14·10^12 MAC/s per SM with two blocks; the
-// thinner tiles load more per FFMA and hide less latency), `occ` the blocks an SM holds (kMinBlocks).
+// thinner tiles load more per FFMA and hide less latency; measured with 8-deep slabs), `occ` the blocks an SM
+// holds (kMinBlocks).
 enum TileId : int { kT128x128 = 0, kT128x64, kT64x128, kT64x64, kT128x32, kTileCount };
 struct TileInfo {
   int bm, bn;
@@ -121,12 +140,15 @@ struct Place {
   __device__ __forceinline__ int col(int j) const { return bn + (j / 4) * 16 + (j % 4); }
 };
 
-// acc += As[k][rows] ⊗ Bs[k][cols] for the kBK k of one staged slab.
+// acc += As[k][rows] ⊗ Bs[k][cols] for the kBK k of one staged slab, in order — or only its first half when
+// `half` (the rest of the slab holds only zero-filled channels: see simt_f32_gather.cu). One unrolled body
+// with a block-uniform exit in the middle: a second, half-length copy made the scalar 128×128 gather spill.
 template <class C>
 __device__ __forceinline__ void fma_slab(const float (*As)[C::PA], const float (*Bs)[C::PB], float (&acc)[C::TM][C::TN],
-                                         const Place<C>& pl) {
+                                         const Place<C>& pl, bool half = false) {
 #pragma unroll
   for (int k = 0; k < kBK; ++k) {
+    if (k == kBK / 2 && half) break;
     float a[C::TM], b[C::TN];
 #pragma unroll
     for (int g = 0; g < C::TM / 4; ++g) {
@@ -159,6 +181,27 @@ __device__ __forceinline__ float4 load4(const float* __restrict__ p, int64_t off
     if (valid > 3) v.w = __ldg(p + off + 3);
   }
   return v;
+}
+// Asynchronous global→shared copies of N = 4 or 16 bytes (cp.async.ca: through L1 like the __ldg loads
+// they replace, so that neighbouring pixels' taps and the blocks of an SM that read the same weights share
+// lines); `valid` false zero-fills the N shared bytes without reading `src` (pass a valid address anyway).
+template <int N>
+__device__ __forceinline__ void cp_async_ca(void* smem, const void* src, bool valid) {
+  static_assert(N == 4 || N == 16, "4- or 16-byte copies");
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(cuda_tc::smem_addr(smem)), "l"(src), "n"(N),
+               "r"(valid ? N : 0));
+}
+// The same four floats as load4, copied asynchronously to shared `dst` (no registers; missing elements
+// zero-filled, `p` itself passed for them). kVec: one 16-byte copy, `dst` and p + off 16-byte aligned, valid
+// 0 or 4; otherwise four 4-byte copies. Visible to the block after cuda_tc::cp_async_wait<0>() and a barrier.
+template <bool kVec>
+__device__ __forceinline__ void copy4_async(float* dst, const float* __restrict__ p, int64_t off, int valid) {
+  if constexpr (kVec) {
+    cp_async_ca<16>(dst, valid > 0 ? p + off : p, valid > 0);
+  } else {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) cp_async_ca<4>(dst + e, e < valid ? p + off + e : p, e < valid);
+  }
 }
 __host__ __device__ __forceinline__ int clamp4(int64_t n) { return n <= 0 ? 0 : (n >= 4 ? 4 : static_cast<int>(n)); }
 

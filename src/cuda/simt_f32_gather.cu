@@ -55,12 +55,33 @@ __device__ __forceinline__ void phase_taps(int64_t c, int64_t d, int64_t s, int6
   if (count == 2) count = static_cast<int>((k - 1 - first) / step) + 1;
 }
 
+// Block-uniform description of a gather block's taps and slabs, in shared memory: read on every slab (the
+// first three fields) and on tap changes, so that none of it occupies registers across the FFMAs (with 64
+// accumulators, 8 staged A values and the FFMA operands, the 128×128 tile has no room left: kept in
+// registers, these values and the rows' coordinates spilled to local memory).
+struct __align__(16) TapCtx {
+  int kslabs, k_last;  // slabs per tap; channels in a tap's last slab (1..kBK)
+  int64_t b_kstride;   // weight distance between consecutive reduction channels
+  int64_t b_tstride;   // weight distance between consecutive taps
+  int64_t b_base;      // weight offset of (tap 0, channel 0, column j0)
+  int q0, qs, nq, p0, ps, np;  // taps q = q0 + iq·qs (iq < nq), p = p0 + ip·ps (ip < np)
+  int y0, x0, dy, dx;          // source row yi = yb + y0 + iq·dy, column xi = xb + x0 + ip·dx
+};
+// A tile row's source pixel: offset of its image and group (−1 past the end of the GEMM's M), and the
+// per-row parts yb, xb of the source coordinates (see TapCtx).
+struct __align__(16) RowIn {
+  int64_t base;
+  int yb, xb;
+};
+
 template <class C, bool kFwd, bool kVec>
 __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const GatherArgs ar) {
   const KGeom& g = ar.g;
   __shared__ __align__(16) float As[2][kBK][C::PA];  // [k][pixel]
   __shared__ __align__(16) float Bs[2][kBK][C::PB];  // [k][out channel]
   __shared__ int64_t row_out[C::BM];                 // output offset of each tile row, −1 past the end
+  __shared__ RowIn row_in[C::BM];                    // source of each tile row
+  __shared__ TapCtx tcx;
 
   const int tid = threadIdx.x;
   const int64_t phases = kFwd ? g.sh * g.sw : 1;
@@ -79,104 +100,146 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
   const int64_t in_c0 = grp * k_total, out_c0 = grp * n_total;
   // Coordinates fit in 32 bits (decline_reason bounds sizes, strides, dilated kernels and padding by 2^29).
   const int in_h = static_cast<int>(kFwd ? g.h_in : g.h_out), in_w = static_cast<int>(kFwd ? g.w_in : g.w_out);
-  const int sh = static_cast<int>(g.sh), sw = static_cast<int>(g.sw), ph = static_cast<int>(g.ph),
-            pw = static_cast<int>(g.pw), dh = static_cast<int>(g.dh), dw = static_cast<int>(g.dw),
-            kh = static_cast<int>(g.kh), kw = static_cast<int>(g.kw);
   const int64_t taps = g.kh * g.kw;
   const float* __restrict__ src = static_cast<const float*>(ar.in.data);
 
+  // The source row of tap (iq, ip) for tile row m: yi = yb + y0 + iq·dy, xi = xb + x0 + ip·dx, with
+  //   bwd_data  yi = iy·sh − ph + dh·(kh − 1 − iq):  yb = iy·sh, y0 = dh·(kh − 1) − ph, dy = −dh;
+  //   fwd       yi = (oy + ph − dh·(kh − 1 − q)) / sh with oy = py + yy·sh and q = q0 + iq·qs, an exact
+  //             division: py + ph − dh·(kh − 1 − q0) and dh·qs are multiples of sh (q0 and q0 + qs reach the
+  //             phase), so yb = yy, y0 = (py + ph − dh·(kh − 1 − q0)) / sh, dy = dh·qs / sh;
+  // no division per tap. (With a single tap dy is never used: iq stays 0.)
   for (int r = tid; r < C::BM; r += kThreads) {
     const int64_t m = m0 + r;
     int64_t off = -1;
+    RowIn ri{-1, 0, 0};
     if (m < m_total) {
       const int64_t xx = m % ph_w, t = m / ph_w, yy = t % ph_h, n = t / ph_h;
       const int64_t y = kFwd ? py + yy * g.sh : yy, x = kFwd ? px + xx * g.sw : xx;
       off = n * ar.out.sn + y * ar.out.sh + x * ar.out.sw + out_c0;
+      ri = RowIn{n * ar.in.sn + in_c0, static_cast<int>(kFwd ? yy : yy * g.sh), static_cast<int>(kFwd ? xx : xx * g.sw)};
     }
     row_out[r] = off;
+    row_in[r] = ri;
   }
+  if (tid == 0) {
+    TapCtx t;
+    t.q0 = 0, t.qs = 1, t.nq = static_cast<int>(g.kh), t.p0 = 0, t.ps = 1, t.np = static_cast<int>(g.kw);
+    if (kFwd) {
+      phase_taps(py + g.ph, g.dh, g.sh, g.kh, t.q0, t.qs, t.nq);
+      phase_taps(px + g.pw, g.dw, g.sw, g.kw, t.p0, t.ps, t.np);
+      t.y0 = static_cast<int>((py + g.ph - g.dh * (g.kh - 1 - t.q0)) / g.sh);
+      t.x0 = static_cast<int>((px + g.pw - g.dw * (g.kw - 1 - t.p0)) / g.sw);
+      t.dy = static_cast<int>(g.dh * t.qs / g.sh);
+      t.dx = static_cast<int>(g.dw * t.ps / g.sw);
+    } else {
+      t.y0 = static_cast<int>(g.dh * (g.kh - 1) - g.ph);
+      t.x0 = static_cast<int>(g.dw * (g.kw - 1) - g.pw);
+      t.dy = static_cast<int>(-g.dh);
+      t.dx = static_cast<int>(-g.dw);
+    }
+    t.kslabs = static_cast<int>((k_total + kBK - 1) / kBK);
+    t.k_last = static_cast<int>(k_total - int64_t{t.kslabs - 1} * kBK);
+    // Weights: [g][tap][c][og4] (fwd) or OHWI wei[g·Og + c][tap][j] (bwd_data).
+    t.b_kstride = kFwd ? ar.og4 : taps * g.ig;
+    t.b_tstride = kFwd ? g.ig * ar.og4 : g.ig;
+    t.b_base = (kFwd ? grp * taps * g.ig * ar.og4 : grp * g.og * taps * g.ig) + j0;
+    tcx = t;
+  }
+  __syncthreads();
 
-  // Taps of this block: q = q0 + iq·qs (iq < nq), p = p0 + ip·ps (ip < np).
-  int q0 = 0, qs = 1, nq = kh, p0 = 0, ps = 1, np = kw;
-  if (kFwd) {
-    phase_taps(py + g.ph, g.dh, g.sh, g.kh, q0, qs, nq);
-    phase_taps(px + g.pw, g.dw, g.sw, g.kw, p0, ps, np);
-  }
-  const int kslabs = static_cast<int>((k_total + kBK - 1) / kBK);
   // Slabs [first, first + nslabs) of the tap-major sequence (all of them unless split).
-  const int all_slabs = nq * np * kslabs;  // bounded by decline_reason
+  const int kslabs = tcx.kslabs;
+  const int all_slabs = tcx.nq * tcx.np * kslabs;  // bounded by decline_reason
   const int first = static_cast<int>(sidx) * ar.per_split;
   const int nslabs = max(0, min(all_slabs - first, ar.per_split));
 
-  // A loader: tile row a_r, channels a_kq .. a_kq + 3 of the slab (16-byte global load, 4 transposed stores).
-  const bool a_act = tid < C::BM * (kBK / 4);
-  const int a_r = tid / (kBK / 4), a_kq = (tid % (kBK / 4)) * 4;
-  bool a_row = false;
-  int64_t a_base = 0;
-  int a_y = 0, a_x = 0;
-  if (a_act && m0 + a_r < m_total) {
-    const int64_t m = m0 + a_r;
-    const int64_t xx = m % ph_w, t = m / ph_w, yy = t % ph_h, n = t / ph_h;
-    a_row = true;
-    a_base = n * ar.in.sn;
-    a_y = static_cast<int>(kFwd ? py + yy * g.sh : yy);
-    a_x = static_cast<int>(kFwd ? px + xx * g.sw : xx);
-  }
-  // B loader: slab row b_k, columns b_n .. b_n + 3.
-  const bool b_act = tid < kBK * C::BN / 4;
-  const int b_k = tid / (C::BN / 4), b_n = (tid % (C::BN / 4)) * 4;
-  const int64_t b_col = j0 + b_n;
-  const int b_cols = b_act ? clamp4((kFwd ? ar.og4 : g.ig) - b_col) : 0;
+  // A loader. The A slab is BM rows × kBK = 16 channels = BM·4 quads (16-byte loads along c); they go to
+  // the thread pairs (tid / 2), each pair owning one tile row a_r and one 8-channel octet per load, the two
+  // threads of the pair 4 channels apart: load l of the thread reads channels a_kq + l·8 .. + 3 of row a_r
+  // (BM 128: the 128 pairs take every row and the 2 loads the 2 octets; BM 64: pairs 0..63 the first
+  // octet, 64..127 the second, in 1 load). A thread keeps one row (one set of row coordinates) either way,
+  // and a warp's load reads 16 rows × 32 contiguous bytes: one 32-byte sector per row.
+  // Banks: the transposed store of component e goes to As[a_kq + l·8 + e][a_r]; within a warp a_r takes 16
+  // consecutive values and a_kq two values 4 apart, and the pitch PA ≡ 4 (mod 32) puts 4 channels 16 banks
+  // apart, so the 32 lanes hit 32 distinct banks (rows r and r + 16 never meet: 16 consecutive rows).
+  constexpr int LA = C::LA;
+  static_assert(kBK == 16 && (kThreads / 2) % C::BM == 0 && LA * (kThreads / 2) == 2 * C::BM,
+                "A mapping: 2 octets per tile row; with 2 loads the pairs are the rows and l the octet");
+  const int a_r = (tid / 2) % C::BM, a_kq = ((tid / 2) / C::BM) * 8 + (tid % 2) * 4;
+  // B loader: slab row b_k (+ l·kBRows for load l), columns b_n .. b_n + 3. BN 128: 2 loads, rows tid / 32
+  // and + 8; BN 64: 1 load; BN 32: 1 load by the first 128 threads. 16-byte cp.async copies along j.
+  constexpr int QB = C::BN / 4, LB = C::LB, kBRows = kThreads / QB;  // quads per row, rows per load
+  static_assert(kThreads % QB == 0 && (LB == 1 || LB * kBRows == kBK), "B mapping");
+  const bool b_act = kBK * QB >= kThreads || tid < kBK * QB;
+  const int b_k = tid / QB, b_n = (tid % QB) * 4;
+  const int b_cols = b_act ? clamp4((kFwd ? ar.og4 : g.ig) - (j0 + b_n)) : 0;
 
-  // Slab cursor: (iq, ip) names the tap, kc the channel slab inside it.
-  int iq = 0, ip = 0, tap = 0, kc = 0;
+  // Slab cursor: (iq, ip) names the tap, kc the channel slab inside it; a_cur and b_cur are the offsets of
+  // the thread's first A and B elements in the current slab, advanced by kBK channels per slab and
+  // recomputed from tcx and row_in on a tap change (no multiplications per slab).
+  int iq = 0, ip = 0, kc = 0;
   if (nslabs > 0) {  // (a phase no tap reaches has np = 0)
-    iq = first / kslabs / np;
-    ip = first / kslabs % np;
+    iq = first / kslabs / tcx.np;
+    ip = first / kslabs % tcx.np;
     kc = first % kslabs;
   }
-  int64_t a_off = 0;
+  int64_t a_cur = 0, b_cur = 0;
   bool a_ok = false;
   auto set_tap = [&]() {
-    const int q = q0 + iq * qs, p = p0 + ip * ps;
-    tap = q * kw + p;
-    const int sy = dh * (kh - 1 - q), sx = dw * (kw - 1 - p);
-    int yi, xi;
-    if (kFwd) {  // exact divisions: the phase's taps make the numerators multiples of the stride
-      yi = (a_y + ph - sy) / sh;
-      xi = (a_x + pw - sx) / sw;
-    } else {
-      yi = a_y * sh - ph + sy;
-      xi = a_x * sw - pw + sx;
-    }
-    a_ok = a_row && yi >= 0 && yi < in_h && xi >= 0 && xi < in_w;
-    a_off = a_ok ? a_base + yi * ar.in.sh + xi * ar.in.sw + in_c0 : 0;
-  };
-  float4 ra, rb;
-  auto fetch = [&]() {
+    const TapCtx& t = tcx;
+    const RowIn ri = row_in[a_r];
+    const int tap = (t.q0 + iq * t.qs) * static_cast<int>(g.kw) + t.p0 + ip * t.ps;
+    const int yi = ri.yb + t.y0 + iq * t.dy, xi = ri.xb + t.x0 + ip * t.dx;
     const int64_t k0 = int64_t{kc} * kBK;
-    const int64_t ka = k0 + a_kq, kb = k0 + b_k;
-    ra = load4<kVec>(src, a_off + ka, a_ok ? clamp4(k_total - ka) : 0);
-    const int64_t boff = kFwd ? ((grp * taps + tap) * g.ig + kb) * ar.og4 + b_col
-                              : ((grp * g.og + kb) * taps + tap) * g.ig + b_col;
-    rb = load4<kVec>(ar.w, boff, kb < k_total ? b_cols : 0);
-    if (++kc == kslabs) {
+    a_ok = ri.base >= 0 && yi >= 0 && yi < in_h && xi >= 0 && xi < in_w;
+    a_cur = a_ok ? ri.base + yi * ar.in.sh + xi * ar.in.sw + k0 + a_kq : 0;
+    b_cur = t.b_base + b_n + tap * t.b_tstride + (k0 + b_k) * t.b_kstride;
+  };
+  // Slab loads into shared buffer `buf`, issued before the FFMAs of the current slab: the A quads into
+  // registers (ra, transposed into As by stash_a after the FFMAs), the B quads straight into Bs with cp.async
+  // (no staging registers or shared stores; waited for before the barrier). Channels past k_total (the last
+  // slab of each tap when k_total % 16 ≠ 0) read as zeros, so each output's k order is the taps in order and
+  // the channels ascending, with exact zero products in between.
+  // half_next: the slab just fetched holds at most kBK / 2 channels (a tap's last slab when k_total % 16 is
+  // 1..8), so its FFMAs stop after the first half instead of multiplying 8 zero-filled rows: 21 channels per
+  // tap then cost 24 k steps, as with 8-deep slabs, rather than 32. Skipped products are exact zeros.
+  float4 ra[LA];
+  bool half_next = false;
+  auto fetch = [&](int buf) {
+    const int ks = tcx.kslabs;
+    const int64_t kstride = tcx.b_kstride;
+    const int krem = kc + 1 < ks ? kBK : tcx.k_last;  // channels of this slab
+    half_next = krem <= kBK / 2;
+#pragma unroll
+    for (int l = 0; l < LA; ++l) ra[l] = load4<kVec>(src, a_cur + l * 8, a_ok ? clamp4(krem - a_kq - l * 8) : 0);
+    if (b_act) {
+#pragma unroll
+      for (int l = 0; l < LB; ++l)
+        copy4_async<kVec>(&Bs[buf][b_k + l * kBRows][b_n], ar.w, b_cur + l * kBRows * kstride,
+                          b_k + l * kBRows < krem ? b_cols : 0);
+    }
+    cuda_tc::cp_async_commit();
+    if (++kc == ks) {
       kc = 0;
-      if (++ip == np) {
+      if (++ip == tcx.np) {
         ip = 0;
         ++iq;
       }
-      if (iq < nq) set_tap();
+      if (iq < tcx.nq) set_tap();
+    } else {
+      a_cur += kBK;
+      b_cur += kBK * kstride;
     }
   };
-  auto stash = [&](int buf) {
-    if (a_act) {
-      As[buf][a_kq + 0][a_r] = ra.x;
-      As[buf][a_kq + 1][a_r] = ra.y;
-      As[buf][a_kq + 2][a_r] = ra.z;
-      As[buf][a_kq + 3][a_r] = ra.w;
+  auto stash_a = [&](int buf) {
+#pragma unroll
+    for (int l = 0; l < LA; ++l) {
+      As[buf][a_kq + l * 8 + 0][a_r] = ra[l].x;
+      As[buf][a_kq + l * 8 + 1][a_r] = ra[l].y;
+      As[buf][a_kq + l * 8 + 2][a_r] = ra[l].z;
+      As[buf][a_kq + l * 8 + 3][a_r] = ra[l].w;
     }
-    if (b_act) *reinterpret_cast<float4*>(&Bs[buf][b_k][b_n]) = rb;
   };
 
   float acc[C::TM][C::TN];
@@ -188,15 +251,18 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
 
   if (nslabs > 0) {
     set_tap();
-    fetch();
-    stash(0);
+    fetch(0);
+    stash_a(0);
   }
+  cuda_tc::cp_async_wait<0>();
   __syncthreads();  // first slab and the row table (read below even when no tap reaches this phase)
   for (int s = 0; s < nslabs; ++s) {
     const bool more = s + 1 < nslabs;
-    if (more) fetch();  // global loads for slab s + 1 in flight during the FFMAs of slab s
-    fma_slab<C>(As[s & 1], Bs[s & 1], acc, pl);
-    if (more) stash((s + 1) & 1);
+    const bool half = half_next;   // of slab s (block-uniform: the slab cursor is the same in every thread)
+    if (more) fetch((s + 1) & 1);  // slab s + 1 in flight during the FFMAs of slab s
+    fma_slab<C>(As[s & 1], Bs[s & 1], acc, pl, half);
+    if (more) stash_a((s + 1) & 1);
+    cuda_tc::cp_async_wait<0>();
     __syncthreads();
   }
 
@@ -325,8 +391,11 @@ core::Status launch_typed(const core::Problem& p, const GatherArgs& ar, cudaStre
 }  // namespace
 
 // The tile and split minimising model_seconds (simt_f32.cuh). Blocks of the forward pass differ by phase (taps
-// per phase); their average is used. bwd_data may split the k slabs into S ranges (S ≤ 16, at least 16 slabs
-// each) when the tiles alone leave SMs idle; the partials cost a write and two reads at 2.5 TB/s.
+// per phase); their average is used. bwd_data may split the k slabs into S ranges (S ≤ 16, at least 8 slabs
+// of kBK = 16, i.e. 128 k, each) when the tiles alone leave SMs idle; the partials cost a write and two reads
+// at 2.5 TB/s. The floor is a k depth, the same 128 k as with the former 16 slabs of 8: it keeps a block's
+// fixed costs (the unhidden first slab load, the partial tile's write) small against its FFMAs, and those
+// costs depend on the time per block, not on how many barriers the k range is cut into.
 GatherPlan gather_plan(const core::Problem& p) {
   const core::Geometry& g = p.g;
   const bool fwd = p.dir == core::Direction::fwd;
@@ -361,7 +430,7 @@ GatherPlan gather_plan(const core::Problem& p) {
     const double avg_slabs = slabs / blocks;
     const int64_t max_split =
         fwd ? 1
-            : std::max<int64_t>(1, std::min<int64_t>({16, static_cast<int64_t>(avg_slabs) / 16,
+            : std::max<int64_t>(1, std::min<int64_t>({16, static_cast<int64_t>(avg_slabs) / (128 / kBK),
                                                      kMaxSplitFloats / std::max<int64_t>(1, g.groups * g.n * g.h_in *
                                                                                                 g.w_in * g.ig())}));
     for (int64_t sp = 1; sp <= max_split; ++sp) {

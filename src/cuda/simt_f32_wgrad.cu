@@ -58,7 +58,8 @@ WPlan make_wplan(const core::Problem& p, bool bias_out) {
   w.outs = w.wei_count + w.bias_count;
   w.px_out = g.n * g.h_out * g.w_out;
   // The tile and S minimising model_seconds (simt_f32.cuh) plus writing and reading S·outs partials at
-  // 2.5 TB/s. At least 64 pixels (8 slabs) per chunk.
+  // 2.5 TB/s. At least 64 pixels (4 slabs of kBK = 16; the floor is a k depth, kept from 8 slabs of 8) per
+  // chunk.
   const int64_t s_cap = std::max<int64_t>(
       1, std::min<int64_t>({w.pixels / 64, kMaxPartials / std::max<int64_t>(1, w.outs), 4096}));
   double best = std::numeric_limits<double>::infinity();
@@ -112,20 +113,17 @@ struct WgradArgs {
   bool direct, accumulate;
 };
 
-// Walks the source pixels (n, iy, ix) of a chunk in steps of kBK without divisions; k counts pixels from the
-// chunk's start (32-bit: decline_reason bounds sizes by 2^29 and pixels by 2^33, so a chunk and n fit).
+// Walks one slab row's source pixel (n, iy, ix) through a chunk in steps of kBK without divisions (32-bit:
+// decline_reason bounds sizes by 2^29 and pixels by 2^33, so n fits).
 struct PixelCursor {
-  int k, n, iy, ix;
-  __device__ __forceinline__ void init(int64_t kb, int k0, const KGeom& g) {
-    k = k0;
-    const int64_t pix = kb + k0;
+  int n, iy, ix;
+  __device__ __forceinline__ void init(int64_t pix, const KGeom& g) {
     ix = static_cast<int>(pix % g.w_in);
     const int64_t t = pix / g.w_in;
     iy = static_cast<int>(t % g.h_in);
     n = static_cast<int>(t / g.h_in);
   }
   __device__ __forceinline__ void advance(int w_in, int h_in) {
-    k += kBK;
     ix += kBK;
     while (ix >= w_in) {
       ix -= w_in;
@@ -136,6 +134,13 @@ struct PixelCursor {
     }
   }
 };
+
+// n·sn + y·sh + x·sw for non-negative coordinates: as unsigned 32-bit factors each term is one wide
+// multiply-add and one high-part multiply (no sign extension).
+__device__ __forceinline__ int64_t pixel_offset(const KView& v, int n, int y, int x) {
+  return static_cast<int64_t>(static_cast<uint32_t>(n)) * v.sn + static_cast<int64_t>(static_cast<uint32_t>(y)) * v.sh +
+         static_cast<int64_t>(static_cast<uint32_t>(x)) * v.sw;
+}
 
 template <class C, bool kVec>
 __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const WgradArgs ar) {
@@ -160,67 +165,121 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
   const float* __restrict__ ddp = static_cast<const float*>(ar.dd.data);
   const float* __restrict__ sp = static_cast<const float*>(ar.src.data);
 
-  // A loader: slab row a_kk (a pixel), tile columns a_m .. a_m + 3 (four (tap, o)); with kVec they share the
-  // tap (Og is a multiple of 4), otherwise each has its own.
-  constexpr int kAE = kVec ? 1 : 4;
-  const bool a_act = tid < kBK * C::BM / 4;
-  const int a_kk = tid / (C::BM / 4), a_m = (tid % (C::BM / 4)) * 4;
-  int a_sy[kAE], a_sx[kAE], a_col[kAE];
-  bool a_okm[kAE];
-#pragma unroll
-  for (int e = 0; e < kAE; ++e) {
-    const int64_t m = m0 + a_m + e;
-    a_okm[e] = a_act && m < ar.m_rows;
+  // Loader mapping. A slab is kBK = 16 pixel rows; warp w stages rows w and w + 8 (row slot c = 0, 1), so a
+  // thread needs at most two pixel cursors whatever the operand widths. An operand W wide has Q = W / 4
+  // quads (16-byte loads) per row; a warp's 2·Q quads go to its lanes in order: load l of lane j takes
+  // quad (32·l + j) % Q of slot (32·l + j) / Q. Q = 32 (W 128): 2 loads, slot l, quad j. Q = 16: 1 load,
+  // slot j / 16. Q = 8: 1 load by lanes 0..15, slot j / 8. A thread's quad is the same in all its loads, so
+  // its per-column state (Col below) is one set; 8 consecutive lanes write one row's contiguous 128 bytes
+  // (conflict-free), and a warp's load reads whole rows' 32 · 16 bytes (Q = 32), or two rows' halves.
+  static_assert(kBK == 2 * (kThreads / 32), "two slab rows per warp");
+  constexpr int QA = C::BM / 4, QB = C::BN / 4, LA = C::LA, LB = C::LB;
+  static_assert(32 % QA == 0 && 32 % QB == 0 && QA >= 8 && QB >= 8, "8, 16 or 32 quads per row");
+  const int warp = tid / 32, lane = tid % 32;
+  // Slot of load l: a_slot + l (Q = 32: a_slot = 0; Q < 32: one load, slot lane / Q).
+  const int a_slot = QA == 32 ? 0 : lane / QA, b_slot = QB == 32 ? 0 : lane / QB;
+  const int a_m = (lane % QA) * 4, b_n = (lane % QB) * 4;
+  const bool a_act = QA >= 16 || lane < 2 * QA, b_act = QB >= 16 || lane < 2 * QB;
+
+  // A columns a_m .. a_m + 3 (four (tap, o)): output offsets of the tap (oy = iy·sh + sy, ox likewise), the
+  // diff_dst channel, in range. With kVec they share the tap (Og is a multiple of 4) and the thread keeps
+  // them in registers; otherwise each column has its own, and the scalar loader reads them from a table
+  // in shared memory once per slab rather than keep 4 sets live across the FFMAs (which spilled).
+  struct Col {
+    int sy, sx, col, ok;
+  };
+  auto column = [&](int64_t m) {
     const int64_t tap = m / g.og, o = m % g.og, q = tap / g.kw, pp = tap % g.kw;
-    a_sy[e] = static_cast<int>(-g.ph + g.dh * (g.kh - 1 - q));
-    a_sx[e] = static_cast<int>(-g.pw + g.dw * (g.kw - 1 - pp));
-    a_col[e] = static_cast<int>(grp * g.og + o);
+    return Col{static_cast<int>(-g.ph + g.dh * (g.kh - 1 - q)), static_cast<int>(-g.pw + g.dw * (g.kw - 1 - pp)),
+               static_cast<int>(grp * g.og + o), m < ar.m_rows};
+  };
+  __shared__ Col col_tab[kVec ? 1 : C::BM];
+  Col a_c{};
+  if constexpr (kVec) {
+    a_c = column(m0 + a_m);
+    a_c.ok = a_c.ok && a_act;
+  } else {
+    for (int r = tid; r < C::BM; r += kThreads) col_tab[r] = column(m0 + r);
+    __syncthreads();
   }
-  // B loader: slab row b_kk, channels b_n .. b_n + 3.
-  const bool b_act = tid < kBK * C::BN / 4;
-  const int b_kk = tid / (C::BN / 4), b_n = (tid % (C::BN / 4)) * 4;
+  // B channels b_n .. b_n + 3.
   const int b_cols = b_act ? clamp4(g.ig - (c0 + b_n)) : 0;
   const int64_t b_col = grp * g.ig + c0 + b_n;
-  // With BM = BN both loaders read the same slab row: one cursor serves both.
-  constexpr bool kOneCursor = C::BM == C::BN;
-  PixelCursor ca, cb_own;
-  ca.init(kb, a_kk, g);
-  if constexpr (!kOneCursor) cb_own.init(kb, b_kk, g);
-  const PixelCursor& cb = kOneCursor ? ca : cb_own;
 
-  float4 ra, rb;
-  auto fetch = [&]() {
-    if constexpr (kVec) {
-      int valid = 0;
-      int64_t off = 0;
-      if (a_okm[0] && ca.k < klen) {
-        const int oy = ca.iy * sh + a_sy[0], ox = ca.ix * sw + a_sx[0];
-        if (oy >= 0 && oy < h_out && ox >= 0 && ox < w_out) {
-          valid = 4;
-          off = ca.n * ar.dd.sn + oy * ar.dd.sh + ox * ar.dd.sw + a_col[0];
-        }
-      }
-      ra = load4<true>(ddp, off, valid);
-    } else {
-      float v[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        v[e] = 0.f;
-        if (a_okm[e] && ca.k < klen) {
-          const int oy = ca.iy * sh + a_sy[e], ox = ca.ix * sw + a_sx[e];
-          if (oy >= 0 && oy < h_out && ox >= 0 && ox < w_out)
-            v[e] = __ldg(ddp + ca.n * ar.dd.sn + oy * ar.dd.sh + ox * ar.dd.sw + a_col[e]);
-        }
-      }
-      ra = make_float4(v[0], v[1], v[2], v[3]);
+  // Pixel cursors of the thread's slab rows: c0r at row warp, c1r at row warp + 8. When both operands have
+  // the same Q < 32 (64×64) a thread only ever uses slot lane / Q: one cursor, c0r, at that row.
+  // `left` = pixels of the chunk from the current slab's first row on (a row r is in the chunk if r < left).
+  constexpr bool kOneCursor = QA == QB && QA < 32;
+  const int row0 = kOneCursor ? warp + 8 * a_slot : warp;
+  PixelCursor c0r{}, c1r{};
+  c0r.init(kb + row0, g);
+  if constexpr (!kOneCursor) c1r.init(kb + row0 + 8, g);
+  int left = klen;
+  // The cursor and slab row of an operand's load l (a select for Q < 32 with two cursors).
+  auto pixel = [&](int q, int slot_l, PixelCursor& pc) -> int {
+    if (kOneCursor) {
+      pc = c0r;
+      return row0;
     }
-    rb = load4<kVec>(sp, cb.n * ar.src.sn + cb.iy * ar.src.sh + cb.ix * ar.src.sw + b_col, cb.k < klen ? b_cols : 0);
-    ca.advance(w_in, h_in);
-    if constexpr (!kOneCursor) cb_own.advance(w_in, h_in);
+    if (q == 32) {
+      pc = slot_l == 0 ? c0r : c1r;  // slot_l is the unrolled l: resolved at compile time
+    } else {
+      pc.n = slot_l ? c1r.n : c0r.n;
+      pc.iy = slot_l ? c1r.iy : c0r.iy;
+      pc.ix = slot_l ? c1r.ix : c0r.ix;
+    }
+    return warp + 8 * slot_l;
   };
-  auto stash = [&](int buf) {
-    if (a_act) *reinterpret_cast<float4*>(&As[buf][a_kk][a_m]) = ra;
-    if (b_act) *reinterpret_cast<float4*>(&Bs[buf][b_kk][b_n]) = rb;
+
+  // Slab it + 1 goes straight to shared buffer `buf` with cp.async (no staging registers, no shared stores:
+  // a 128×128 tile then holds its 64 accumulators, the FFMA operands and the loader state in 128 registers
+  // without spills); the copies are issued before the FFMAs of slab it and waited for after them, so each
+  // has a whole slab of FFMAs to arrive. Rows past the chunk and pixels whose output position falls
+  // outside the image are zero-filled.
+  // kRegA: the scalar A path of the thin tiles (16 accumulators) loads its four elements into registers
+  // instead, stored to shared memory after the FFMAs: with one 4-byte cp.async per element (and 16 FFMAs per
+  // k per thread to cover them) fcn8s_up8's 21-channel weight gradient ran 19% slower than with 8-deep slabs
+  // staged through registers; the 128×128 tile has no registers to spare for this (it spilled).
+  constexpr bool kRegA = !kVec && C::TM * C::TN <= 16;
+  float ra[kRegA ? LA : 1][4];
+  auto fetch = [&](int buf) {
+    if (a_act) {
+#pragma unroll
+      for (int l = 0; l < LA; ++l) {
+        PixelCursor pc;
+        const int row = pixel(QA, a_slot + l, pc);
+        const bool row_ok = row < left;
+        float* dst = &As[buf][row][a_m];
+        (void)dst;
+#pragma unroll
+        for (int e = 0; e < (kVec ? 1 : 4); ++e) {
+          const Col c = kVec ? a_c : col_tab[a_m + e];
+          bool ok = false;
+          int64_t off = 0;
+          if (c.ok && row_ok) {
+            const int oy = pc.iy * sh + c.sy, ox = pc.ix * sw + c.sx;
+            ok = oy >= 0 && oy < h_out && ox >= 0 && ox < w_out;
+            if (ok) off = pixel_offset(ar.dd, pc.n, oy, ox) + c.col;
+          }
+          if constexpr (kVec) copy4_async<true>(dst, ddp, off, ok ? 4 : 0);
+          else if constexpr (kRegA) ra[l][e] = ok ? __ldg(ddp + off) : 0.f;
+          else cp_async_ca<4>(dst + e, ddp + off, ok);
+        }
+      }
+    }
+    if (b_act) {
+#pragma unroll
+      for (int l = 0; l < LB; ++l) {
+        PixelCursor pc;
+        const int row = pixel(QB, b_slot + l, pc);
+        copy4_async<kVec>(&Bs[buf][row][b_n], sp, pixel_offset(ar.src, pc.n, pc.iy, pc.ix) + b_col,
+                          row < left ? b_cols : 0);
+      }
+    }
+    cuda_tc::cp_async_commit();
+    c0r.advance(w_in, h_in);
+    if constexpr (!kOneCursor) c1r.advance(w_in, h_in);
+    left -= kBK;
   };
 
   float acc[C::TM][C::TN];
@@ -230,17 +289,32 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
     for (int j = 0; j < C::TN; ++j) acc[i][j] = 0.f;
   const Place<C> pl;
 
+  // kRegA: the registers of fetch's A loads to their rows of shared buffer `buf` (the rows pixel() names).
+  auto stash_a = [&](int buf) {
+    if constexpr (kRegA) {
+      if (a_act) {
+#pragma unroll
+        for (int l = 0; l < LA; ++l) {
+          const int row = kOneCursor ? row0 : warp + 8 * (a_slot + l);
+          *reinterpret_cast<float4*>(&As[buf][row][a_m]) = make_float4(ra[l][0], ra[l][1], ra[l][2], ra[l][3]);
+        }
+      }
+    } else {
+      (void)buf;
+    }
+  };
+
   if (nslabs > 0) {
-    fetch();
-    stash(0);
+    fetch(0);
+    stash_a(0);
   }
-  __syncthreads();
   for (int it = 0; it < nslabs; ++it) {
+    cuda_tc::cp_async_wait<0>();  // slab it has landed (this thread's copies) ...
+    __syncthreads();              // ... for every thread, and every thread is done with slab it − 1's buffer
     const bool more = it + 1 < nslabs;
-    if (more) fetch();
+    if (more) fetch((it + 1) & 1);
     fma_slab<C>(As[it & 1], Bs[it & 1], acc, pl);
-    if (more) stash((it + 1) & 1);
-    __syncthreads();
+    if (more) stash_a((it + 1) & 1);  // (kRegA) read by the FFMAs after the next barrier
   }
 
   // Element e = ((g·Og + o)·taps + tap)·Ig + c of partial s (every (o, c) of the tile is written, zeros too).
