@@ -97,8 +97,9 @@ if [ -x "$API_BIN" ]; then
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran|^\[  FAILED  \]" "$OUT/api_cuda.log" | tail -6 | tee -a "$SUMMARY"
 fi
 # Variants the planner does not pick by default (TCONV_TC_IGEMM_WS / TCONV_TC_WGRAD_WS, forced tiles and split
-# counts; TCONV_TC_WGRAD_VARIANT=0: the 16-bit weight gradient on mma.sync, which other GPUs than the H100 run;
-# =3 with a forced split: the wgmma one writing partial tiles) stay correct: the suite restricted to the two tensor-core algorithms, on the aligned classes they take
+# counts; TCONV_TC_WGRAD_VARIANT=0: the weight gradient with 32-pixel stages on mma.sync, which GPUs other than
+# the H100 run for 16-bit types; =3 with a forced split: 16-bit on wgmma and tf32 warp-specialized, writing
+# partial tiles) stay correct: the suite restricted to the two tensor-core algorithms, on the aligned classes they take
 # (the 4-channel accumulate/padded classes are theirs to decline), plus the 100-run determinism test.
 HOOK_FILTER=""
 for c in aligned_dense aligned_groups aligned_long_k few_pixels_long_k; do

@@ -18,9 +18,9 @@
 //
 // The loads of slab s + 1 are all issued before the FFMAs of slab s, into the other shared buffer, so the
 // kernels need one __syncthreads per slab. Operands that land in shared memory as they are in global
-// memory (both of the weight gradient, the weights of fwd/bwd_data) are copied with cp.async; only the
-// gather kernels' A slab, which is transposed on the way, is staged through registers (stored after the
-// FFMAs). With 16-deep slabs register staging of every operand would need 16 registers more than the
+// memory (both of the weight gradient, the weights of fwd/bwd_data) are copied with cp.async; the gather
+// kernels' A slab, which is transposed on the way, is staged through registers (stored after the FFMAs), and
+// so is the weight gradient's A slab on the thin tiles' scalar path (kRegA in simt_f32_wgrad.cu). With 16-deep slabs register staging of every operand would need 16 registers more than the
 // 128×128 tile has (64 accumulators, the FFMA operands, the loader state: it spilled); cp.async needs none
 // and also saves the shared stores. Every product is an exact float32 FFMA and each output's k order is
 // fixed (taps in order, channels ascending; pixels ascending in each split-K chunk), so results are

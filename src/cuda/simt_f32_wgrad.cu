@@ -249,8 +249,6 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
         PixelCursor pc;
         const int row = pixel(QA, a_slot + l, pc);
         const bool row_ok = row < left;
-        float* dst = &As[buf][row][a_m];
-        (void)dst;
 #pragma unroll
         for (int e = 0; e < (kVec ? 1 : 4); ++e) {
           const Col c = kVec ? a_c : col_tab[a_m + e];
@@ -261,9 +259,9 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
             ok = oy >= 0 && oy < h_out && ox >= 0 && ox < w_out;
             if (ok) off = pixel_offset(ar.dd, pc.n, oy, ox) + c.col;
           }
-          if constexpr (kVec) copy4_async<true>(dst, ddp, off, ok ? 4 : 0);
+          if constexpr (kVec) copy4_async<true>(&As[buf][row][a_m], ddp, off, ok ? 4 : 0);
           else if constexpr (kRegA) ra[l][e] = ok ? __ldg(ddp + off) : 0.f;
-          else cp_async_ca<4>(dst + e, ddp + off, ok);
+          else cp_async_ca<4>(&As[buf][row][a_m + e], ddp + off, ok);
         }
       }
     }

@@ -1,14 +1,16 @@
-// cuda_tc_wgrad: weight and bias gradients on the tensor cores (mma.sync, sm_80+), deterministic.
+// cuda_tc_wgrad: weight and bias gradients on the tensor cores (mma.sync on sm_80+; bf16/fp16 on wgmma on sm_90a),
+// deterministic.
 //
 // Per group g and tap (q, p) the weight gradient is a GEMM whose reduction runs over the source pixels:
 //   diff_wei[g·Og + o][q][p][c] = Σ_{n, iy, ix} diff_dst[n][oy][ox][g·Og + o] · src[n][iy][ix][g·Ig + c]
 //   oy = iy·sh − ph + dh·(kh − 1 − q), ox = ix·sw − pw + dw·(kw − 1 − p)  (outside the output: no term)
-// M = (tap, o), N = c, K = pixels. Both operands are "K-major" in memory (the channels of one pixel are
-// contiguous), so a pipeline stage stages bk pixels × 128 channels of each operand with 16-byte cp.async
-// copies (zero-filled where the pixel is past the chunk or its tap lands outside the output) and the
-// fragments come out of shared memory with ldmatrix.trans (16-bit types) or, for tf32 (no transposing
-// ldmatrix for 32-bit elements), 16-byte loads of fragments laid out to be adjacent, the values rounded to
-// tf32 once in shared memory when their stage lands.
+// M = (tap, o), N = c, K = pixels. Both operands are MN-major in memory (the channels of one pixel — m or n —
+// are contiguous, the pixels k strided), so a pipeline stage stages bk pixels × 128 channels of each operand
+// with 16-byte cp.async copies (zero-filled where the pixel is past the chunk or its tap lands outside the
+// output). On sm_90a the 16-bit types are multiplied by wgmma straight from those stages (it reads 16-bit
+// operands MN-major); elsewhere the fragments come out of shared memory with ldmatrix.trans (16-bit types) or,
+// for tf32 (no transposing ldmatrix for 32-bit elements, and wgmma takes tf32 only K-major), 16-byte loads of
+// fragments laid out to be adjacent, the values rounded to tf32 once in shared memory when their stage lands.
 //
 // Tile: 128 rows × 128 in channels per block of 8 warps (each 64 × 32). When Og < 128 the 128 rows hold
 // tm = 128 / mo taps of mo ≥ Og channels each: those taps read the same source pixels (the B slab), so the
@@ -337,8 +339,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     return out + ((grp * P.og + o) * P.taps + tap) * int64_t{P.ig};
   };
 
-  if constexpr (kWg) {
-#if defined(TCONV_TC_WGMMA)
+  if constexpr (kWg) {  // (instantiated only in sm_90a code: see tc_wgrad_kernel)
     // ---- pipeline, wgmma (sm_90a): warpgroup wg multiplies tile rows 64·wg .. + 63 (A half wg) by all 128
     // columns (both B halves) with m64n128k16, two per 32-pixel stage, straight from shared memory: no
     // ldmatrix and no fragment registers (mma.sync on the H100 is held back by the shared-memory bandwidth its
@@ -407,7 +408,6 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
         }
       }
     }
-#endif
     return;
   }
 
@@ -731,9 +731,9 @@ core::Status allow_smem(int bytes) {
 template <class M, int kStages, int kBK, int kMinBlocks, bool kWs = false, bool kWg = false>
 core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStream_t stream) {
   constexpr int kStageSmem = kStages * Cfg<M, kBK>::kStageBytes;
-  static_assert(kStageSmem * kMinBlocks <= 200 * 1024, "shared memory of the resident blocks");
   // + the mbarriers (kWs), + the slack that aligns the stages to 1024 bytes (kWg)
   constexpr int kSmem = kStageSmem + (kWs ? 2 * kStages * 8 : 0) + (kWg ? 1024 : 0);
+  static_assert(kSmem * kMinBlocks <= 200 * 1024, "shared memory of the resident blocks");
   constexpr int kBlock = kWs ? kThreads + kWsStagers : kThreads;
   const unsigned grid = static_cast<unsigned>(blocks);
   if (vec) {
@@ -759,12 +759,14 @@ bool wgrad_wgmma_usable() {
   if (s == 0) {
     int major = 0, minor = 0;
     cudaFuncAttributes attr{};
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
-                    major == 9 && minor == 0 &&
-                    cudaFuncGetAttributes(&attr, tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>) == cudaSuccess &&
-                    attr.numRegs > 16;
-    if (!ok) cudaGetLastError();
+    bool failed = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+                  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess;
+    bool ok = !failed && major == 9 && minor == 0;
+    if (ok) {
+      failed = cudaFuncGetAttributes(&attr, tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>) != cudaSuccess;
+      ok = !failed && attr.numRegs > 16;
+    }
+    if (failed) cudaGetLastError();  // clear only our own error: a pending one of the caller's stays reported
     s = ok ? 1 : 2;
     state[device].store(s, std::memory_order_relaxed);
   }

@@ -2,7 +2,9 @@
 // (tc_wgrad.cu). This header exposes the plan (how a problem is cut into blocks) and the launcher with an
 // explicit plan, so that a tuning program can time other cuts of the same problem; the algorithm record
 // always uses make_wgrad_plan(p) — a function of the problem alone, which keeps the results bit-identical
-// from run to run and from GPU to GPU.
+// from run to run, and from GPU to GPU of one kind (an sm_90a build on an H100 multiplies 16-bit types with
+// wgmma, other GPUs and builds with mma.sync: same plan and summation order of the partials, but the tensor
+// cores' internal order within an instruction may differ).
 #pragma once
 
 #include <cuda_runtime.h>

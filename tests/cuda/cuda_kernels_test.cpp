@@ -213,6 +213,9 @@ const Shape kShapes[] = {
     {"aligned_long_k", geom(2, 256, 160, 1, 14, 14, 2, 2, 2, 2, 1, 1, 0, 0), true},
     {"aligned_dilated", geom(2, 32, 48, 1, 10, 10, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1), true},
     {"aligned_stride1", geom(1, 16, 24, 1, 40, 40, 3, 3, 1, 1, 1, 1, 1, 1), true},
+    // Vector-friendly channel counts seen through strided views whose pixel stride (c + 3) forbids 16-byte
+    // copies: the tensor-core weight gradient's element-load staging (and its wgmma shared layout) runs here.
+    {"aligned_padded_views", geom(2, 32, 16, 1, 6, 7, 3, 3, 2, 2, 1, 1, 1, 1), true, false, NeuronType::none, true},
     {"few_out_channels", geom(4, 64, 3, 1, 16, 16, 4, 4, 2, 2, 1, 1, 1, 1), true},
     {"one_out_channel_k9", geom(2, 56, 1, 1, 12, 12, 9, 9, 3, 3, 1, 1, 4, 4), true},
     {"depthwise_wide", geom(2, 64, 64, 64, 16, 16, 4, 4, 2, 2, 1, 1, 1, 1), true},
