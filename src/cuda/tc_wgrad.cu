@@ -338,6 +338,21 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     if (tap >= P.taps || o >= P.og) return nullptr;
     return out + ((grp * P.og + o) * P.taps + tap) * int64_t{P.ig};
   };
+  // Columns c, c + 1 of a 16-bit tile row (both epilogues: Ig is a multiple of 8, so c < Ig implies c + 1 < Ig),
+  // added to what is there when accumulating into diff_wei directly; 8-byte stores where `out` allows them.
+  const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
+  auto store_pair = [&](float* rowp, int c, float v0, float v1) {
+    if (P.direct && P.accumulate) {
+      v0 = rowp[c] + v0;
+      v1 = rowp[c + 1] + v1;
+    }
+    if (pairs) {
+      *reinterpret_cast<float2*>(rowp + c) = make_float2(v0, v1);
+    } else {
+      rowp[c] = v0;
+      rowp[c + 1] = v1;
+    }
+  };
 
   if constexpr (kWg) {  // (instantiated only in sm_90a code: see tc_wgrad_kernel)
     // ---- pipeline, wgmma (sm_90a): warpgroup wg multiplies tile rows 64·wg .. + 63 (A half wg) by all 128
@@ -386,7 +401,6 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     // d[4j + 2h + e] is tile row 64·wg + 16·(warp % 4) + lane / 4 + 8h, column 8j + 2·(lane % 4) + e (the mma.sync
     // C layout repeated over n). Ig is a multiple of 8: pairs stay in range and aligned.
     const int gid = lane >> 2, tig = lane & 3;
-    const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float* rowp = dst_row(wg * 64 + (warp & 3) * 16 + gid + 8 * h);
@@ -394,18 +408,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 #pragma unroll
       for (int j = 0; j < 16; ++j) {
         const int c = c0 + 8 * j + 2 * tig;
-        if (c >= P.ig) continue;
-        float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
-        if (P.direct && P.accumulate) {
-          v0 = rowp[c] + v0;
-          v1 = rowp[c + 1] + v1;
-        }
-        if (pairs) {
-          *reinterpret_cast<float2*>(rowp + c) = make_float2(v0, v1);
-        } else {
-          rowp[c] = v0;
-          rowp[c + 1] = v1;
-        }
+        if (c < P.ig) store_pair(rowp, c, d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
       }
     }
     return;
@@ -582,8 +585,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   // ---- epilogue: every (row, column) of the tile this thread holds, to partial[s] or diff_wei ------------
   const int gid = lane >> 2, tig = lane & 3;
   if constexpr (C::kEsize == 2) {
-    // c0, c1 at (row gid, columns 2·tig, 2·tig + 1); c2, c3 at row gid + 8. Ig is even: pairs stay aligned.
-    const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
+    // c0, c1 at (row gid, columns 2·tig, 2·tig + 1); c2, c3 at row gid + 8.
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -593,18 +595,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const int c = c0 + wn + j * 8 + 2 * tig;
-          if (c >= P.ig) continue;
-          float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
-          if (P.direct && P.accumulate) {
-            v0 = rowp[c] + v0;
-            v1 = rowp[c + 1] + v1;
-          }
-          if (pairs) {
-            *reinterpret_cast<float2*>(rowp + c) = make_float2(v0, v1);
-          } else {
-            rowp[c] = v0;
-            rowp[c + 1] = v1;
-          }
+          if (c < P.ig) store_pair(rowp, c, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
         }
       }
   } else {
