@@ -1052,25 +1052,10 @@ std::size_t workspace_for(const core::Problem& pr, int esize) {
   return packed_bytes(pr, esize) + part;
 }
 
-// The wgmma kernels hold code only where they were compiled for sm_90a; a build for other architectures (or
-// plain sm_90) leaves an empty body, recognisable by its register count. Checked once per device.
+// Whether this build's wgmma kernels hold code on `device` (tc_igemm_wgmma.cuh), checked once per device.
 bool wgmma_usable(int device) {
-  static std::atomic<int> state[64];  // 0 unknown, 1 usable, 2 not
-  if (device < 0 || device >= 64) return false;
-  int s = state[device].load(std::memory_order_relaxed);
-  if (s == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
-                    major == 9 && minor == 0 &&
-                    cudaFuncGetAttributes(&attr, tc_wgmma_kernel<Wg64x64, MmaBf16, false>) == cudaSuccess &&
-                    attr.numRegs > 16;
-    if (!ok) cudaGetLastError();
-    s = ok ? 1 : 2;
-    state[device].store(s, std::memory_order_relaxed);
-  }
-  return s == 1;
+  static std::atomic<int> state[64];
+  return wgmma_kernel_usable(reinterpret_cast<const void*>(tc_wgmma_kernel<Wg64x64, MmaBf16, false>), device, state);
 }
 
 template <class Cfg, class M, bool kFwd, bool kWgmma>

@@ -4,9 +4,12 @@
 // mma.sync C layout repeated over N: d[4j + 0, 1] at row 16·(warp % 4) + lane / 4, columns 8j + 2·(lane % 4)
 // + {0, 1}; d[4j + 2, 3] eight rows below.
 // The instructions exist only in sm_90a code; the wrappers compile to nothing elsewhere (the host never launches
-// the wgmma kernels on such code, see tc_igemm.cu).
+// the wgmma kernels on such code: wgmma_kernel_usable). cuda_tc_wgrad uses the MN-major forms below.
 #pragma once
 
+#include <cuda_runtime.h>
+
+#include <atomic>
 #include <cstdint>
 
 namespace tconv::cuda_tc {
@@ -15,13 +18,39 @@ namespace tconv::cuda_tc {
 #define TCONV_TC_WGMMA 1
 #endif
 
-// Descriptor of a K-major operand tile whose 128-byte rows are 128B-swizzled in 1024-byte (8-row) atoms:
-// start address >> 4 in bits 0–13, leading byte offset (unused for swizzled K-major; 1 by convention) in
-// 16–29, stride byte offset (1024 >> 4: from one 8-row atom to the next) in 32–45, swizzle mode 1 (128 B) in
-// 62–63. Advancing k by 32 bytes within the atom adds 2 to the start address field.
-__device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_byte_addr) {
-  return static_cast<uint64_t>((smem_byte_addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) | (uint64_t{64} << 32) |
-         (uint64_t{1} << 62);
+// Descriptor of an operand tile whose 128-byte rows are 128B-swizzled in 1024-byte (8-row) atoms: start address
+// >> 4 in bits 0–13, leading byte offset >> 4 in 16–29, stride byte offset (1024 >> 4: from one 8-row atom to
+// the next) in 32–45, swizzle mode 1 (128 B) in 62–63. K-major tiles (rows are m or n, 128 bytes of k each)
+// leave the leading offset unused (16 bytes by convention); advancing k by 32 bytes within the atom adds 2 to
+// the start address field. MN-major tiles (rows are k): see wgmma_m64n128_*_mn below for what `lbo` means there.
+__device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_byte_addr, uint32_t lbo = 16) {
+  return static_cast<uint64_t>((smem_byte_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
+         (uint64_t{64} << 32) | (uint64_t{1} << 62);
+}
+
+// Host side: whether `kernel`, a wgmma kernel whose body exists only in sm_90a code, holds that code on
+// `device`: a compute-capability 9.0 device and more registers than an empty body takes (a build for other
+// architectures, or plain sm_90, leaves the body empty). `state` caches the answer per device (0 unknown,
+// 1 usable, 2 not). Clears the CUDA error state only when one of its own queries failed, so that an error
+// pending from the caller's work is still reported by the caller's next check.
+inline bool wgmma_kernel_usable(const void* kernel, int device, std::atomic<int> (&state)[64]) {
+  if (device < 0 || device >= 64) return false;
+  int s = state[device].load(std::memory_order_relaxed);
+  if (s == 0) {
+    int major = 0, minor = 0;
+    bool failed = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+                  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess;
+    bool ok = !failed && major == 9 && minor == 0;
+    if (ok) {
+      cudaFuncAttributes attr{};
+      failed = cudaFuncGetAttributes(&attr, kernel) != cudaSuccess;
+      ok = !failed && attr.numRegs > 16;
+    }
+    if (failed) cudaGetLastError();
+    s = ok ? 1 : 2;
+    state[device].store(s, std::memory_order_relaxed);
+  }
+  return s == 1;
 }
 
 __device__ __forceinline__ void wgmma_fence() {
@@ -186,11 +215,8 @@ __device__ __forceinline__ void wgmma_m64n128_tf32(float (&d)[64], uint64_t da, 
 // contiguous). Only 16-bit types can be read this way (imm-trans-a/b = 1); tf32 operands must be K-major.
 // Canonical 128B-swizzled MN-major layout, in 16-byte units T: ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO)) —
 // an atom is 8 k-rows of 128 bytes (64 elements of m or n), the 16-byte chunks of row r XOR-swizzled by r % 8;
-// the next 64 elements of m/n lie `lbo` bytes further, the next 8 k-rows 1024 bytes further (SBO).
-__device__ __forceinline__ uint64_t wgmma_desc_mn(uint32_t smem_byte_addr, uint32_t lbo) {
-  return static_cast<uint64_t>((smem_byte_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
-         (uint64_t{64} << 32) | (uint64_t{1} << 62);
-}
+// the next 64 elements of m/n lie `lbo` bytes further (wgmma_desc's leading offset), the next 8 k-rows 1024 bytes
+// further (SBO).
 
 #define TCONV_WGMMA_MN_N128(NAME, TYPE)                                                                          \
   __device__ __forceinline__ void NAME(float(&d)[64], uint64_t da, uint64_t db) {                               \

@@ -386,8 +386,8 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < C::kBK / 16; ++ks) {  // 16 pixels = two 8-row atoms (1024 bytes each) per wgmma
-        const uint64_t da = wgmma_desc_mn(sa + wg * kHalfBytes + ks * 2048, kHalfBytes);
-        const uint64_t db = wgmma_desc_mn(sb + ks * 2048, kHalfBytes);
+        const uint64_t da = wgmma_desc(sa + wg * kHalfBytes + ks * 2048, kHalfBytes);
+        const uint64_t db = wgmma_desc(sb + ks * 2048, kHalfBytes);
         if constexpr (std::is_same_v<E, __nv_bfloat16>) wgmma_m64n128_bf16_mn(d, da, db);
         else wgmma_m64n128_f16_mn(d, da, db);
       }
@@ -632,7 +632,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 
 // GEMM blocks first, then the bias blocks: these fill the slots the last GEMM wave leaves free. (Measured
 // on the H100: interleaving them from the start kept half the GEMM blocks waiting behind the bias sums.)
-// kWg kernels have a body only in sm_90a code (wgrad_wgmma_usable tells the host by their register count).
+// kWg kernels have a body only in sm_90a code (wgrad_wgmma_usable tells the host).
 template <class M, bool kVec, int kStages, int kBK, int kMinBlocks, bool kWs, bool kWg>
 __global__ void __launch_bounds__(kWs ? kThreads + kWsStagers : kThreads, kMinBlocks) tc_wgrad_kernel(const WParams P) {
 #if !defined(TCONV_TC_WGMMA)
@@ -737,31 +737,17 @@ core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStrea
   return cuda_backend::check_launch("cuda_tc_wgrad");
 }
 
-// The wgmma kernels hold code only where they were compiled for sm_90a; elsewhere (other architectures, plain
-// sm_90) their body is empty, recognisable by its register count. Checked once per device.
+// Whether this build's wgmma weight-gradient kernels hold code on the current device (tc_igemm_wgmma.cuh),
+// checked once per device.
 bool wgrad_wgmma_usable() {
-  static std::atomic<int> state[64];  // 0 unknown, 1 usable, 2 not
+  static std::atomic<int> state[64];
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
+  if (cudaGetDevice(&device) != cudaSuccess) {
     cudaGetLastError();
     return false;
   }
-  int s = state[device].load(std::memory_order_relaxed);
-  if (s == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    bool failed = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-                  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess;
-    bool ok = !failed && major == 9 && minor == 0;
-    if (ok) {
-      failed = cudaFuncGetAttributes(&attr, tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>) != cudaSuccess;
-      ok = !failed && attr.numRegs > 16;
-    }
-    if (failed) cudaGetLastError();  // clear only our own error: a pending one of the caller's stays reported
-    s = ok ? 1 : 2;
-    state[device].store(s, std::memory_order_relaxed);
-  }
-  return s == 1;
+  return wgmma_kernel_usable(reinterpret_cast<const void*>(tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>),
+                             device, state);
 }
 
 // The pipeline variants (WgradPlan::variant): 16-bit types 0 = 32 pixels × 6 stages, two blocks per SM;
