@@ -109,10 +109,14 @@ __device__ __forceinline__ BlockCoords block_coords(const Params& p) {
   return b;
 }
 
-// Per-block tables: each row's output offset, and the active taps of this phase with their offsets D.
+// Per-block tables: each row's output offset and gathered-pixel position, and the active taps of this phase with
+// their offsets D. The copy engine reads a row's entry only when the tap changes (every kc_tiles k-tiles), so the
+// per-k-tile copy issue is a pointer add and a predicate per chunk.
 template <int BM>
 struct Tables {
   int64_t row_out[BM];  // element offset of the row's output pixel (channel g·N), or −1 past the end
+  int64_t row_in[BM];   // element offset of the row's image (n) in the gathered tensor at channel g·Kc, or −1
+  int row_y[BM], row_x[BM];  // the row's position in the gathered tensor before the tap offset
   int dy[kMaxTaps], q[kMaxTaps], dx[kMaxTaps], p[kMaxTaps];
   int nq, np;
 };
@@ -148,13 +152,20 @@ __device__ __forceinline__ void build_tables(const Params& p, const BlockCoords&
   }
   for (int r = tid; r < BM; r += T) {
     const int64_t m = b.m0 + r;
-    int64_t o = -1;
+    int64_t o = -1, i = -1;
+    int yi = 0, xi = 0;
     if (m < b.m_total) {
       const int64_t xx = m % b.rows_w, t = m / b.rows_w, yy = t % b.rows_h, n = t / b.rows_h;
       const int64_t y = kFwd ? b.py + yy * p.sh : yy, x = kFwd ? b.px + xx * p.sw : xx;
       o = n * p.out_sn + y * p.out_sh + x * p.out_sw + b.out_c0;
+      i = n * p.in_sn + b.in_c0;
+      yi = static_cast<int>(yy) * (kFwd ? 1 : p.sh);
+      xi = static_cast<int>(xx) * (kFwd ? 1 : p.sw);
     }
     tb.row_out[r] = o;
+    tb.row_in[r] = i;
+    tb.row_y[r] = yi;
+    tb.row_x[r] = xi;
   }
 }
 
@@ -170,65 +181,82 @@ __device__ __forceinline__ uint32_t swz(int row, int chunk) {
 }
 
 // The copy engine: this thread's copy slots (chunk `chunk` of rows row0 + i·T/kChunks of A and of B) and the
-// k-tile iterator (channel tile, tap column, tap row) of the next k-tile to load.
+// k-tile iterator (channel tile, tap column, tap row) of the next k-tile to load. When the tap changes, `retap`
+// resolves each A row's source pixel (or its absence: padding, past the image) into a pointer and a bit of a_ok;
+// within a tap a k-tile only adds the channel tile's offset. (Recomputing the pixel, its bounds and its 64-bit
+// offset for every chunk of every k-tile was 40 instructions per 16-byte copy: on the H100 the wgmma mainloop
+// issued 330 instructions per warp and k-tile for 4 tensor-core instructions, and was issue-bound.)
 template <int BM, int BN, int T, int kChunks, class S, bool kFwd>
 struct TileLoader {
   static constexpr int kVec = 16 / static_cast<int>(sizeof(S));  // elements per 16-byte chunk
   static constexpr int kBK = kChunks * kVec;                      // k elements per k-tile
   static constexpr int AR = BM * kChunks / T, BR = BN * kChunks / T, kRowStep = T / kChunks;
   static_assert(AR * T == BM * kChunks && BR * T == BN * kChunks, "every thread copies whole chunks");
-  int64_t a_base[AR];
-  int a_y[AR], a_x[AR];
-  bool a_ok[AR];
+  static_assert(AR <= 32 && BR <= 32, "one mask bit per row");
+  const S* a_src[AR];  // this tap's source of row i's chunk at channel tile 0 (where bit i of a_ok is set)
+  const S* b_src;      // this tap's packed-weight row j0 + row0, chunk at channel tile 0
+  int64_t b_step;      // elements between this thread's B rows (kRowStep rows of Kc)
+  uint32_t a_ok, b_ok;
   int chunk, row0, it_c, it_p, it_q, kc_tiles, np;
 
-  __device__ __forceinline__ void init(const Params& p, const BlockCoords& b, int tid) {
+  __device__ __forceinline__ void init(int tid) {
     chunk = tid % kChunks;
     row0 = tid / kChunks;
+  }
+  // After the tables: positions the iterator at k-tile kt0 (a split block's first) of the block's nkt.
+  __device__ __forceinline__ void start(const Params& p, const BlockCoords& b, const Tables<BM>& tb, int kt0,
+                                        int nkt) {
+    np = tb.np;
+    kc_tiles = (p.Kc + kBK - 1) / kBK;
     it_c = it_p = it_q = 0;
+    if (kt0 > 0) {  // (np may be 0 on a phase without taps; then kt0 = 0)
+      it_c = kt0 % kc_tiles;
+      const int t = kt0 / kc_tiles;
+      it_p = t % np;
+      it_q = t / np;
+    }
+    b_step = static_cast<int64_t>(kRowStep) * p.Kc;
+    b_ok = 0;
+#pragma unroll
+    for (int i = 0; i < BR; ++i) b_ok |= static_cast<uint32_t>(b.j0 + row0 + i * kRowStep < p.N) << i;
+    if (nkt > 0 && it_c != 0) retap(p, b, tb);  // load() retaps at channel tile 0
+  }
+  __device__ __forceinline__ void retap(const Params& p, const BlockCoords& b, const Tables<BM>& tb) {
+    const S* in = static_cast<const S*>(p.in);
+    const int dy = tb.dy[it_q], dx = tb.dx[it_p];
+    a_ok = 0;
 #pragma unroll
     for (int i = 0; i < AR; ++i) {
-      const int64_t m = b.m0 + row0 + i * kRowStep;
-      a_ok[i] = m < b.m_total;
-      const int64_t mm = a_ok[i] ? m : b.m0;
-      const int64_t xx = mm % b.rows_w, t = mm / b.rows_w, yy = t % b.rows_h, n = t / b.rows_h;
-      a_base[i] = n * p.in_sn + b.in_c0 + chunk * kVec;
-      a_y[i] = static_cast<int>(yy) * (kFwd ? 1 : p.sh);
-      a_x[i] = static_cast<int>(xx) * (kFwd ? 1 : p.sw);
+      const int r = row0 + i * kRowStep;
+      const int64_t base = tb.row_in[r];
+      const int y = tb.row_y[r] + dy, x = tb.row_x[r] + dx;
+      const bool ok = base >= 0 && static_cast<unsigned>(y) < static_cast<unsigned>(p.in_h) &&
+                      static_cast<unsigned>(x) < static_cast<unsigned>(p.in_w);
+      a_src[i] = in + (ok ? base + y * p.in_sh + x * p.in_sw + chunk * kVec : 0);
+      a_ok |= static_cast<uint32_t>(ok) << i;
     }
-  }
-  // Positions the iterator at k-tile kt (a split block's first); np and kc_tiles must be set.
-  __device__ __forceinline__ void seek(int kt) {
-    if (kt == 0) return;  // init's position (and np may be 0: a phase without taps)
-    it_c = kt % kc_tiles;
-    const int t = kt / kc_tiles;
-    it_p = t % np;
-    it_q = t / np;
+    const int64_t tap = static_cast<int64_t>(tb.q[it_q]) * p.kw + tb.p[it_p];
+    const int64_t taps = static_cast<int64_t>(p.kh) * p.kw;
+    b_src = static_cast<const S*>(p.wpk) +
+            ((b.grp * taps + tap) * p.N + b.j0 + row0) * p.Kc + chunk * kVec;
   }
   // Queues the copies of the next k-tile into (sA, sB) and advances the iterator.
   __device__ __forceinline__ void load(const Params& p, const BlockCoords& b, const Tables<BM>& tb,
                                        unsigned char* sA, unsigned char* sB) {
-    const S* in = static_cast<const S*>(p.in);
-    const S* wpk = static_cast<const S*>(p.wpk);
-    const int dy = tb.dy[it_q], dx = tb.dx[it_p];
-    const int64_t tap = static_cast<int64_t>(tb.q[it_q]) * p.kw + tb.p[it_p];
-    const int c = it_c * kBK + chunk * kVec;  // channel within the group
-    const bool c_ok = c < p.Kc;               // Kc is a multiple of kVec: a chunk is all in or all out
+    if (it_c == 0) retap(p, b, tb);
+    const int coff = it_c * kBK;
+    const bool c_ok = coff + chunk * kVec < p.Kc;  // Kc is a multiple of kVec: a chunk is all in or all out
 #pragma unroll
     for (int i = 0; i < AR; ++i) {
-      const int y = a_y[i] + dy, x = a_x[i] + dx;
-      const bool ok = a_ok[i] && c_ok && static_cast<unsigned>(y) < static_cast<unsigned>(p.in_h) &&
-                      static_cast<unsigned>(x) < static_cast<unsigned>(p.in_w);
-      const S* src = ok ? in + (a_base[i] + y * p.in_sh + x * p.in_sw + it_c * kBK) : in;
-      cp_async_16(sA + swz<kChunks>(row0 + i * kRowStep, chunk), src, ok);
+      const bool ok = c_ok && ((a_ok >> i) & 1u);
+      cp_async_16(sA + swz<kChunks>(row0 + i * kRowStep, chunk), ok ? a_src[i] + coff : static_cast<const S*>(p.in),
+                  ok);
     }
-    const int64_t taps = static_cast<int64_t>(p.kh) * p.kw;
-    const S* wtap = wpk + ((b.grp * taps + tap) * p.N) * p.Kc + c;
 #pragma unroll
     for (int i = 0; i < BR; ++i) {
-      const int row = row0 + i * kRowStep, j = b.j0 + row;
-      const bool ok = c_ok && j < p.N;
-      cp_async_16(sB + swz<kChunks>(row, chunk), ok ? wtap + static_cast<int64_t>(j) * p.Kc : wpk, ok);
+      const bool ok = c_ok && ((b_ok >> i) & 1u);
+      cp_async_16(sB + swz<kChunks>(row0 + i * kRowStep, chunk),
+                  ok ? b_src + (i * b_step + coff) : static_cast<const S*>(p.wpk), ok);
     }
     if (++it_c == kc_tiles) {
       it_c = 0;
@@ -368,14 +396,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_mma_kernel(
   if (b.m0 >= b.m_total) return;  // block-uniform (smaller phases)
   build_tables<kFwd, BM, T>(p, b, tb, tid);
   TileLoader<BM, BN, T, kChunks, S, kFwd> ld;
-  ld.init(p, b, tid);
+  ld.init(tid);
   __syncthreads();  // tables
-  ld.np = tb.np;
-  ld.kc_tiles = (p.Kc + ld.kBK - 1) / ld.kBK;
-  const int kt_total = tb.nq * tb.np * ld.kc_tiles;  // k-tiles: active taps × channel tiles
+  const int kt_total = tb.nq * tb.np * ((p.Kc + ld.kBK - 1) / ld.kBK);  // k-tiles: active taps × channel tiles
   int kt0 = 0, nkt = 0;
   split_range(p, kt_total, kt0, nkt);
-  ld.seek(kt0);
+  ld.start(p, b, tb, kt0, nkt);
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -530,14 +556,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
   build_tables<kFwd, BM, T>(p, b, tb, tid);
   using Loader = TileLoader<BM, BN, T, kChunks, S, kFwd>;
   Loader ld;
-  ld.init(p, b, tid);
+  ld.init(tid);
   __syncthreads();  // tables
-  ld.np = tb.np;
-  ld.kc_tiles = (p.Kc + Loader::kBK - 1) / Loader::kBK;
-  const int kt_total = tb.nq * tb.np * ld.kc_tiles;
+  const int kt_total = tb.nq * tb.np * ((p.Kc + Loader::kBK - 1) / Loader::kBK);
   int kt0 = 0, nkt = 0;
   split_range(p, kt_total, kt0, nkt);
-  ld.seek(kt0);
+  ld.start(p, b, tb, kt0, nkt);
 
   float acc[Cfg::kAcc];
 #pragma unroll
@@ -674,10 +698,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_ws_ke
   if (wg == Cfg::kConsumers) {
     // ---- producer: copies, tf32 rounding, `full` arrivals ----
     Loader ld;
-    ld.init(p, b, tid - kConsumerThreads);
-    ld.np = tb.np;
-    ld.kc_tiles = kc_tiles;
-    ld.seek(kt0);
+    ld.init(tid - kConsumerThreads);
+    ld.start(p, b, tb, kt0, nkt);
 #pragma unroll
     for (int j = 0; j < kStages - 1; ++j) {
       if (j < nkt) ld.load(p, b, tb, smem + j * Cfg::kStageBytes, smem + j * Cfg::kStageBytes + BM * 128);
