@@ -277,7 +277,9 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   };
   bool a_ok[kCptS], b_ok[kCptS];
   int a_sy[kCptS], a_sx[kCptS];
-  int a_col[kCptS];  // channel offsets: < c_out, c_in < 2^31 (decline_reason)
+  // Element offset of chunk j's diff_dst source from the stage row's pixel (iy·sh, ix·sw) at channel 0: its tap's
+  // (sy, sx) and its out channel, so that a copy is one add to the row's per-stage offset.
+  int64_t a_off[kCptS];
   const int b_col = static_cast<int>(grp) * P.ig + c0 + tr * C::kEpc;  // chunk j: + kTprS·kEpc·j
 #pragma unroll
   for (int j = 0; j < kCptS; ++j) {
@@ -289,11 +291,13 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     const int q = tap / P.kw, pp = tap % P.kw;
     a_sy[j] = P.sy0 - P.dh * q;
     a_sx[j] = P.sx0 - P.dw * pp;
-    a_col[j] = static_cast<int>(grp) * P.og + o;
+    a_off[j] = a_sy[j] * P.dsh + a_sx[j] * P.dsw + (grp * P.og + o);
     b_ok[j] = c0 + m < P.ig;
   }
   const int64_t kbeg = s * P.chunk, kend = min(P.k_total, kbeg + P.chunk);
-  const int64_t nst = (kend - kbeg + C::kBK - 1) / C::kBK;
+  // Stages of this chunk: 32-bit (decline_reason bounds the pixels to 2^34), so that the stage and slot
+  // counters below are plain int arithmetic — 64-bit ones took a tenth of the wgmma loop's instructions.
+  const int nst = static_cast<int>((kend - kbeg + C::kBK - 1) / C::kBK);
   int64_t kk = kbeg + row;
   const int64_t hw = int64_t{P.h_in} * P.w_in;
   int n = static_cast<int>(kk / hw);
@@ -306,19 +310,21 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   const E* __restrict__ xp = static_cast<const E*>(P.x);
   const E* __restrict__ dp = static_cast<const E*>(P.dy);
 
-  // Stages are loaded strictly in order, so the cursor (kk; n, iy, ix) advances by bk pixels per call.
-  auto load_stage = [&](int64_t slot) {
+  // Stages are loaded strictly in order, so the cursor (kk; n, iy, ix) advances by bk pixels per call. The
+  // row's offsets in both tensors are computed once per stage; each chunk adds its constant.
+  auto load_stage = [&](int slot) {
     unsigned char* sa = smem + slot * C::kStageBytes;
     unsigned char* sbm = sa + C::kTileBytes;
     const bool in = kk < kend;
     const int64_t xoff = n * P.xsn + iy * P.xsh + ix * P.xsw;
-    const int64_t dn = n * P.dsn;
+    const int oy0 = iy * P.sh, ox0 = ix * P.sw;
+    const int64_t doff = n * P.dsn + oy0 * P.dsh + ox0 * P.dsw;
 #pragma unroll
     for (int j = 0; j < kCptS; ++j) {
-      const int oy = iy * P.sh + a_sy[j], ox = ix * P.sw + a_sx[j];
+      const int oy = oy0 + a_sy[j], ox = ox0 + a_sx[j];
       const bool oka = in && a_ok[j] && static_cast<unsigned>(oy) < static_cast<unsigned>(P.h_out) &&
                        static_cast<unsigned>(ox) < static_cast<unsigned>(P.w_out);
-      copy16<E, kVec>(sa + off_a(j), oka ? dp + dn + oy * P.dsh + ox * P.dsw + a_col[j] : dp, oka);
+      copy16<E, kVec>(sa + off_a(j), oka ? dp + (doff + a_off[j]) : dp, oka);
       const bool okb = in && b_ok[j];
       copy16<E, kVec>(sbm + off_b(j), okb ? xp + xoff + b_col + j * kTprS * C::kEpc : xp, okb);
     }
@@ -368,29 +374,34 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 #pragma unroll
     for (int i = 0; i < 64; ++i) d[i] = 0.f;
     const uint32_t smem_base = smem_addr(smem);
+    // Descriptors of slot 0; a slot or a 16-pixel step adds its byte offset / 16 to the start-address field
+    // (which holds shared addresses up to 256 KiB, so the sums never carry out of it).
+    const uint64_t da0 = wgmma_desc(smem_base + wg * kHalfBytes, kHalfBytes);
+    const uint64_t db0 = wgmma_desc(smem_base + C::kTileBytes, kHalfBytes);
 #pragma unroll
     for (int st = 0; st < kDist; ++st) {
       if (st < nst) load_stage(st);
       cp_async_commit();
     }
-    for (int64_t it = 0; it < nst; ++it) {
+    int slot = 0, next_slot = kDist % kStages;  // it % kStages, (it + kDist) % kStages
+    for (int it = 0; it < nst; ++it) {
       cp_async_wait<kDist - 1>();  // this thread's copies of stage `it` have landed
       fence_proxy_async();         // ... visible to the tensor cores' reads,
       __syncthreads();             // for every thread's copies; stage it − 2 is free (its wgmma group waited for)
-      const int64_t next = it + kDist;
-      if (next < nst) load_stage(next % kStages);
+      if (it + kDist < nst) load_stage(next_slot);
       cp_async_commit();
-      const uint32_t sa = smem_base + static_cast<uint32_t>((it % kStages) * C::kStageBytes);
-      const uint32_t sb = sa + C::kTileBytes;
+      const uint64_t soff = static_cast<uint64_t>(slot * (C::kStageBytes >> 4));
       fence_regs(d);
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < C::kBK / 16; ++ks) {  // 16 pixels = two 8-row atoms (1024 bytes each) per wgmma
-        const uint64_t da = wgmma_desc(sa + wg * kHalfBytes + ks * 2048, kHalfBytes);
-        const uint64_t db = wgmma_desc(sb + ks * 2048, kHalfBytes);
+        const uint64_t da = da0 + soff + static_cast<uint64_t>(ks * (2048 >> 4));
+        const uint64_t db = db0 + soff + static_cast<uint64_t>(ks * (2048 >> 4));
         if constexpr (std::is_same_v<E, __nv_bfloat16>) wgmma_m64n128_bf16_mn(d, da, db);
         else wgmma_m64n128_f16_mn(d, da, db);
       }
+      slot = slot + 1 == kStages ? 0 : slot + 1;
+      next_slot = next_slot + 1 == kStages ? 0 : next_slot + 1;
       wgmma_commit();
       wgmma_wait<1>();
       fence_regs(d);
@@ -425,7 +436,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
   const uint32_t smem_base = smem_addr(smem);
-  auto compute_stage = [&](int64_t slot) {
+  auto compute_stage = [&](int slot) {
     const uint32_t sa = smem_base + static_cast<uint32_t>(slot * C::kStageBytes);
     const uint32_t sbm = sa + C::kTileBytes;
     if constexpr (C::kEsize == 2) {
@@ -505,7 +516,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
 
   // tf32: round this thread's own landed chunks of a stage to nearest even once (core::round_input's rule; the
   // tensor cores would drop the low bits), instead of every fragment load rounding them again.
-  auto round_stage = [&](int64_t slot) {
+  auto round_stage = [&](int slot) {
     if constexpr (C::kEsize == 4) {
       unsigned char* st = smem + slot * C::kStageBytes;
 #pragma unroll
@@ -540,15 +551,15 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
         if (st < nst) load_stage(st);
         cp_async_commit();
       }
-      for (int64_t it = 0; it < nst; ++it) {
+      for (int it = 0; it < nst; ++it) {
         cp_async_wait<kStages - 2>();  // this thread's copies of stage `it` have landed
-        const int64_t slot = it % kStages;
+        const int slot = it % kStages;
         asm volatile("" ::: "memory");
         round_stage(slot);
         mbar_arrive(full0 + 8 * static_cast<uint32_t>(slot));  // release: copies and roundings
-        const int64_t next = it + kStages - 1;  // refills the slot of stage it − 1 once it is multiplied
+        const int next = it + kStages - 1;  // refills the slot of stage it − 1 once it is multiplied
         if (next < nst) {
-          const int64_t ns = next % kStages;
+          const int ns = next % kStages;
           if (next >= kStages) mbar_wait(empty0 + 8 * static_cast<uint32_t>(ns), static_cast<uint32_t>((next / kStages - 1) & 1));
           load_stage(ns);
         }
@@ -557,8 +568,8 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
       cp_async_wait<0>();
       return;  // the staging warps hold no results
     }
-    for (int64_t it = 0; it < nst; ++it) {
-      const int64_t slot = it % kStages;
+    for (int it = 0; it < nst; ++it) {
+      const int slot = it % kStages;
       mbar_wait(full0 + 8 * static_cast<uint32_t>(slot), static_cast<uint32_t>((it / kStages) & 1));
       compute_stage(slot);  // its shared loads are done once the last mma is issued
       mbar_arrive(empty0 + 8 * static_cast<uint32_t>(slot));
@@ -570,11 +581,11 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
       if (st < nst) load_stage(st);
       cp_async_commit();
     }
-    for (int64_t it = 0; it < nst; ++it) {
+    for (int it = 0; it < nst; ++it) {
       cp_async_wait<kStages - 2>();
       round_stage(it % kStages);
       __syncthreads();  // stage `it` landed for every thread; stage it − 1 (the slot refilled next) consumed
-      const int64_t next = it + kStages - 1;
+      const int next = it + kStages - 1;
       if (next < nst) load_stage(next % kStages);
       cp_async_commit();
       compute_stage(it % kStages);
@@ -980,6 +991,9 @@ class CudaTcWgrad final : public Algorithm {
         g.n >= kLim || g.og() >= kLim || g.ig() >= kLim || g.kh * g.kw >= kLim)
       return "sizes beyond the kernels' 32-bit coordinates (h_in " + std::to_string(g.h_in) + ", w_in " +
              std::to_string(g.w_in) + ", n " + std::to_string(g.n) + ")";
+    // (each factor is below 2^30 here, so h_in·w_in does not overflow)
+    if (g.n > 0 && g.h_in * g.w_in > (int64_t{1} << 34) / g.n)
+      return "more than 2^34 source pixels (the kernels count a chunk's 16- or 32-pixel stages in 32 bits)";
     const cuda_tc::WgradPlan w = cuda_tc::make_wgrad_plan(p);
     if (w.gemm_blocks + w.bias_blocks > 0x7fffffff)
       return "too many blocks for one grid (" + std::to_string(w.gemm_blocks + w.bias_blocks) + ")";
