@@ -117,6 +117,9 @@ hook ws TCONV_TC_IGEMM_WS=1 TCONV_TC_WGRAD_WS=1
 hook ws256_split2 TCONV_TC_IGEMM_TILE=ws128x256 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_WS=1 TCONV_TC_WGRAD_SPLIT=3
 hook wg256_split2 TCONV_TC_IGEMM_TILE=wg256x128 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_VARIANT=0
 hook wgrad_wgmma_split3 TCONV_TC_WGRAD_VARIANT=3 TCONV_TC_WGRAD_SPLIT=3
+# tf32 weight gradient: the wgmma variant (transposed tiles) with partial tiles, and the mma.sync one
+hook wgrad_tf32_wgmma_split3 TCONV_TC_WGRAD_VARIANT=4 TCONV_TC_WGRAD_SPLIT=3
+hook wgrad_tf32_mma TCONV_TC_WGRAD_VARIANT=1
 # cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines).
 for t in 0 1 2 3 4; do
   TCONV_SIMT_F32_TILE=$t TCONV_CUDA_TEST_ALGORITHMS=cuda_simt_f32,cuda_direct \

@@ -262,16 +262,24 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   const int swa = C::swz_a(row), swb = C::swz_b(row);
   // Chunk tr + kTprS·j of the row lands at (tr + kTprS·j) XOR swz; where swz < kTprS (every layout but the
   // warp-specialized tf32 one) that is (tr XOR swz) + kTprS·j, a constant step.
-  // kWg: the wgmma layout instead — each operand tile is two 64-channel halves of kBK rows × 128 bytes (half j
-  // holds chunks 8j .. 8j + 7 of every pixel row), chunk c of row r at (c XOR r % 8): the hardware's 128-byte
-  // swizzle of an MN-major operand. Thread tr of a row copies chunk tr of each half.
-  static_assert(!kWg || (C::kEsize == 2 && kTprS == 8 && kCptS == 2), "wgmma staging layout: 16-bit, 2 halves");
+  // kWg, 16-bit: the wgmma layout instead — each operand tile is two 64-channel halves of kBK rows × 128 bytes
+  // (half j holds chunks 8j .. 8j + 7 of every pixel row), chunk c of row r at (c XOR r % 8): the hardware's
+  // 128-byte swizzle of an MN-major operand. Thread tr of a row copies chunk tr of each half.
+  // kWg, tf32: wgmma takes tf32 operands only K-major (pixels contiguous), so the copies land as pixel rows of
+  // 512 bytes with chunk c of row r at c XOR ((r / 4) % 8), and a transposing pass (transpose_stage below) writes
+  // the K-major tiles the tensor cores read; that XOR makes the pass's reads of four consecutive rows of one
+  // chunk by eight threads (r / 4 = 0..7) hit eight bank groups.
+  static_assert(!kWg || (C::kEsize == 2 && kTprS == 8 && kCptS == 2) || (C::kEsize == 4 && kTprS == 8 && kCptS == 4),
+                "wgmma staging layout: 16-bit two halves, or tf32 pixel rows of 32 chunks");
+  constexpr bool kWgT = kWg && C::kEsize == 4;  // tf32 wgmma: transposed tiles
   constexpr int kHalfBytes = C::kBK * 128;
   auto off_a = [&](int j) -> uint32_t {
+    if constexpr (kWgT) return static_cast<uint32_t>(row * C::kRowBytes + (((tr ^ ((row >> 2) & 7)) + kTprS * j) << 4));
     if constexpr (kWg) return static_cast<uint32_t>(j * kHalfBytes + row * 128 + ((tr ^ (row & 7)) << 4));
     return static_cast<uint32_t>(row * C::kRowBytes + (((tr + kTprS * j) ^ swa) << 4));
   };
   auto off_b = [&](int j) -> uint32_t {
+    if constexpr (kWgT) return static_cast<uint32_t>(row * C::kRowBytes + (((tr ^ ((row >> 2) & 7)) + kTprS * j) << 4));
     if constexpr (kWg) return static_cast<uint32_t>(j * kHalfBytes + row * 128 + ((tr ^ (row & 7)) << 4));
     return static_cast<uint32_t>(row * C::kRowBytes + (((tr + kTprS * j) ^ swb) << 4));
   };
@@ -344,7 +352,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     if (tap >= P.taps || o >= P.og) return nullptr;
     return out + ((grp * P.og + o) * P.taps + tap) * int64_t{P.ig};
   };
-  // Columns c, c + 1 of a 16-bit tile row (both epilogues: Ig is a multiple of 8, so c < Ig implies c + 1 < Ig),
+  // Columns c, c + 1 of a tile row (c even, Ig a multiple of 4: c < Ig implies c + 1 < Ig),
   // added to what is there when accumulating into diff_wei directly; 8-byte stores where `out` allows them.
   const bool pairs = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
   auto store_pair = [&](float* rowp, int c, float v0, float v1) {
@@ -359,8 +367,105 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
       rowp[c + 1] = v1;
     }
   };
+  // The wgmma accumulators of warpgroup wg: d[4j + 2h + e] is tile row 64·wg + 16·(warp % 4) + lane / 4 + 8h,
+  // column 8j + 2·(lane % 4) + e (the mma.sync C layout repeated over n). Ig is a multiple of 4 (tf32) or 8:
+  // pairs stay in range and aligned.
+  auto wg_epilogue = [&](const float (&d)[64], int wg) {
+    const int gid = lane >> 2, tig = lane & 3;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float* rowp = dst_row(wg * 64 + (warp & 3) * 16 + gid + 8 * h);
+      if (rowp == nullptr) continue;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const int c = c0 + 8 * j + 2 * tig;
+        if (c < P.ig) store_pair(rowp, c, d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
+      }
+    }
+  };
 
-  if constexpr (kWg) {  // (instantiated only in sm_90a code: see tc_wgrad_kernel)
+  if constexpr (kWgT) {  // (instantiated only in sm_90a code: see tc_wgrad_kernel)
+    // ---- pipeline, wgmma on tf32 (sm_90a). Per stage: the copies land as pixel rows (kStages slots, kDist =
+    // kStages − 1 ahead); after the block barrier thread (cc, pg) reads the 4 × 4 block of pixels 4·pg .. + 3 and
+    // tile rows (A) / columns (B) 4·cc .. + 3 of each operand, rounds it to tf32 (RNE, core::round_input's rule)
+    // and writes it transposed into one of kTbufs K-major tiles — 128 rows × 128 bytes (32 pixels), chunk c of
+    // row r at c XOR r % 8: the hardware's 128-byte swizzle — with one 16-byte store per row. Warpgroup wg
+    // multiplies tile rows 64·wg .. + 63 by all 128 columns, m64n128k8 × 4 per stage, straight from those tiles.
+    // The stage transposed in iteration it is multiplied in iteration it + 1, beside the next transposition; one
+    // wgmma group stays in flight across the barrier, so a K-major tile is rewritten only three iterations
+    // after it was multiplied.
+    constexpr int kTbufs = 3, kDist = kStages - 1;
+    static_assert(kDist >= 2, "pipeline depth");
+    static_assert(kThreads == 256 && C::kBK == 32, "transposing role: 32 column groups × 8 pixel groups");
+    const int wg = warp >> 2;
+    float d[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) d[i] = 0.f;
+    unsigned char* const tbase = smem + kStages * C::kStageBytes;  // kTbufs × (A^T, B^T), 16 KiB each
+    const uint32_t tbase_addr = smem_addr(tbase);
+    const uint64_t da0 = wgmma_desc(tbase_addr + wg * 64 * 128), db0 = wgmma_desc(tbase_addr + C::kTileBytes);
+    const int cc = tid >> 3, pg = tid & 7;  // transposing role: 4 tile rows / columns × 4 pixels
+    auto transpose_stage = [&](int slot, int tb) {
+      const unsigned char* st = smem + slot * C::kStageBytes;
+      unsigned char* tt = tbase + tb * C::kStageBytes;
+#pragma unroll
+      for (int op = 0; op < 2; ++op) {
+        const unsigned char* src = st + op * C::kTileBytes;
+        unsigned char* dst = tt + op * C::kTileBytes;
+        uint4 v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          v[i] = *reinterpret_cast<const uint4*>(src + (4 * pg + i) * C::kRowBytes + ((cc ^ pg) << 4));
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          auto lane_e = [e](const uint4& q) { return e == 0 ? q.x : e == 1 ? q.y : e == 2 ? q.z : q.w; };
+          const uint4 w = make_uint4(tf32_rne_fast(lane_e(v[0])), tf32_rne_fast(lane_e(v[1])),
+                                     tf32_rne_fast(lane_e(v[2])), tf32_rne_fast(lane_e(v[3])));
+          const int r = 4 * cc + e;
+          *reinterpret_cast<uint4*>(dst + r * 128 + ((pg ^ (r & 7)) << 4)) = w;
+        }
+      }
+    };
+#pragma unroll
+    for (int st = 0; st < kDist; ++st) {
+      if (st < nst) load_stage(st);
+      cp_async_commit();
+    }
+    int slot = 0, next_slot = kDist % kStages, tb = 0, tb_prev = kTbufs - 1;
+    for (int it = 0; it <= nst; ++it) {
+      if (it < nst) {
+        cp_async_wait<kDist - 1>();  // this thread's copies of stage `it` have landed
+        asm volatile("" ::: "memory");
+      }
+      fence_proxy_async();  // this thread's K-major writes of stage it − 1 → visible to the tensor cores' reads,
+      __syncthreads();      // every thread's; stage it landed everywhere; the slot of stage it − 1 was read
+      if (it >= 1) {
+        const uint64_t toff = static_cast<uint64_t>(tb_prev * (C::kStageBytes >> 4));
+        fence_regs(d);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < C::kBK / 8; ++ks)  // 8 pixels = 32 bytes of each K-major row per wgmma
+          wgmma_m64n128_tf32(d, da0 + toff + static_cast<uint64_t>(2 * ks), db0 + toff + static_cast<uint64_t>(2 * ks));
+        wgmma_commit();
+      }
+      if (it < nst) {
+        if (it + kDist < nst) load_stage(next_slot);
+        cp_async_commit();
+        transpose_stage(slot, tb);  // K-major tile tb was last read by the wgmmas of stage it − 3: waited for
+        slot = slot + 1 == kStages ? 0 : slot + 1;
+        next_slot = next_slot + 1 == kStages ? 0 : next_slot + 1;
+        tb_prev = tb;
+        tb = tb + 1 == kTbufs ? 0 : tb + 1;
+      }
+      wgmma_wait<1>();  // the wgmmas of stage it − 2 are done (before the next barrier)
+      fence_regs(d);
+    }
+    wgmma_wait<0>();
+    fence_regs(d);
+    cp_async_wait<0>();
+    wg_epilogue(d, wg);
+    return;
+  } else if constexpr (kWg) {  // (instantiated only in sm_90a code: see tc_wgrad_kernel)
     // ---- pipeline, wgmma (sm_90a): warpgroup wg multiplies tile rows 64·wg .. + 63 (A half wg) by all 128
     // columns (both B halves) with m64n128k16, two per 32-pixel stage, straight from shared memory: no
     // ldmatrix and no fragment registers (mma.sync on the H100 is held back by the shared-memory bandwidth its
@@ -409,19 +514,7 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     wgmma_wait<0>();
     fence_regs(d);
     cp_async_wait<0>();
-    // d[4j + 2h + e] is tile row 64·wg + 16·(warp % 4) + lane / 4 + 8h, column 8j + 2·(lane % 4) + e (the mma.sync
-    // C layout repeated over n). Ig is a multiple of 8: pairs stay in range and aligned.
-    const int gid = lane >> 2, tig = lane & 3;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float* rowp = dst_row(wg * 64 + (warp & 3) * 16 + gid + 8 * h);
-      if (rowp == nullptr) continue;
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        const int c = c0 + 8 * j + 2 * tig;
-        if (c < P.ig) store_pair(rowp, c, d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
-      }
-    }
+    wg_epilogue(d, wg);
     return;
   }
 
@@ -732,7 +825,9 @@ core::Status allow_smem(int bytes) {
 
 template <class M, int kStages, int kBK, int kMinBlocks, bool kWs = false, bool kWg = false>
 core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStream_t stream) {
-  constexpr int kStageSmem = kStages * Cfg<M, kBK>::kStageBytes;
+  // tf32 wgmma: + three K-major tiles (gemm_block's kTbufs) of the stage's size
+  constexpr int kTbufs = kWg && Cfg<M, kBK>::kEsize == 4 ? 3 : 0;
+  constexpr int kStageSmem = (kStages + kTbufs) * Cfg<M, kBK>::kStageBytes;
   // + the mbarriers (kWs), + the slack that aligns the stages to 1024 bytes (kWg)
   constexpr int kSmem = kStageSmem + (kWs ? 2 * kStages * 8 : 0) + (kWg ? 1024 : 0);
   static_assert(kSmem * kMinBlocks <= 200 * 1024, "shared memory of the resident blocks");
@@ -764,7 +859,9 @@ bool wgrad_wgmma_usable() {
 // The pipeline variants (WgradPlan::variant): 16-bit types 0 = 32 pixels × 6 stages, two blocks per SM;
 // 1 = 32 × 12, one per SM; 2 = variant 1 warp-specialized; 3 = variant 0 with wgmma (sm_90a; variant 0 where the
 // device or the build has no wgmma — same stages and blocks per SM, so the same plan and split).
-// tf32: 0 = 16 × 6, two per SM; 1 = 32 × 3, two per SM; 2 = 32 × 6, one per SM; 3 = variant 2 warp-specialized.
+// tf32: 0 = 16 × 6, two per SM; 1 = 32 × 3, two per SM; 2 = 32 × 6, one per SM; 3 = variant 2 warp-specialized;
+// 4 = 32 × 3 plus three transposed tiles, one per SM, with wgmma (sm_90a; variant 2 elsewhere — the same pixels
+// per stage and blocks per SM, so the same plan and split).
 template <class M>
 core::Status launch_typed(const WParams& P, bool vec, int variant, int64_t blocks, cudaStream_t stream) {
   if constexpr (sizeof(typename M::elem) == 2) {
@@ -773,8 +870,9 @@ core::Status launch_typed(const WParams& P, bool vec, int variant, int64_t block
            : variant == 1 ? launch_staged<M, 12, 32, 1>(P, vec, blocks, stream)
                           : launch_staged<M, 6, 32, 2>(P, vec, blocks, stream);
   } else {
+    if (variant == 4 && wgrad_wgmma_usable()) return launch_staged<M, 3, 32, 1, false, true>(P, vec, blocks, stream);
     return variant == 3   ? launch_staged<M, 6, 32, 1, true>(P, vec, blocks, stream)
-           : variant == 2 ? launch_staged<M, 6, 32, 1>(P, vec, blocks, stream)
+           : variant == 2 || variant == 4 ? launch_staged<M, 6, 32, 1>(P, vec, blocks, stream)
            : variant == 1 ? launch_staged<M, 3, 32, 2>(P, vec, blocks, stream)
                           : launch_staged<M, 6, 16, 2>(P, vec, blocks, stream);
   }
@@ -811,7 +909,7 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const core::Geometry& g = p.g;
   WgradPlan w;
   w.epc = p.precision == Precision::tf32 ? 4 : 8;
-  const int max_variant = 3, ws_variant = w.epc == 4 ? 3 : 2;
+  const int max_variant = w.epc == 4 ? 4 : 3, ws_variant = w.epc == 4 ? 3 : 2;
   // Defaults: tf32 32-pixel stages, two blocks per SM; 16-bit types 32 × 6, two per SM, multiplied with wgmma
   // where the device has it (variant 3; the launch falls back to variant 0's mma.sync elsewhere).
   w.variant = w.epc == 4 ? 1 : 3;
@@ -820,7 +918,7 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const bool one_per_sm = w.epc == 4 ? w.variant >= 2 : (w.variant == 1 || w.variant == 2);
   w.bk = w.epc == 4 && w.variant == 0 ? 16 : 32;
   w.min_blocks = one_per_sm ? 1 : 2;
-  w.stages = w.epc == 8 ? (one_per_sm ? 12 : 6) : (w.variant == 1 ? 3 : 6);
+  w.stages = w.epc == 8 ? (one_per_sm ? 12 : 6) : (w.variant == 1 || w.variant == 4 ? 3 : 6);
   const int64_t target_blocks = kPlanSms * w.min_blocks;
   const int64_t og = g.og(), ig = g.ig();
   w.mo = 16;
