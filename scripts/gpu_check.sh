@@ -117,9 +117,11 @@ hook ws TCONV_TC_IGEMM_WS=1 TCONV_TC_WGRAD_WS=1
 hook ws256_split2 TCONV_TC_IGEMM_TILE=ws128x256 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_WS=1 TCONV_TC_WGRAD_SPLIT=3
 hook wg256_split2 TCONV_TC_IGEMM_TILE=wg256x128 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_VARIANT=0
 hook wgrad_wgmma_split3 TCONV_TC_WGRAD_VARIANT=3 TCONV_TC_WGRAD_SPLIT=3
-# tf32 weight gradient: the wgmma variant (transposed tiles) with partial tiles, and the mma.sync one
+# tf32 weight gradient: the wgmma variant (transposed tiles, the default) with partial tiles; the mma.sync ones
+# (variant 1; variant 2, which is also what variant 4 falls back to without wgmma — and 16-bit's warp-specialized one)
 hook wgrad_tf32_wgmma_split3 TCONV_TC_WGRAD_VARIANT=4 TCONV_TC_WGRAD_SPLIT=3
-hook wgrad_tf32_mma TCONV_TC_WGRAD_VARIANT=1
+hook wgrad_v1 TCONV_TC_WGRAD_VARIANT=1
+hook wgrad_v2 TCONV_TC_WGRAD_VARIANT=2
 # cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines).
 for t in 0 1 2 3 4; do
   TCONV_SIMT_F32_TILE=$t TCONV_CUDA_TEST_ALGORITHMS=cuda_simt_f32,cuda_direct \
