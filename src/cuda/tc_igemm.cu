@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +51,7 @@
 #include "cuda/igemm_mma.cuh"
 #include "cuda/tc_common.cuh"
 #include "cuda/tc_igemm_wgmma.cuh"
+#include "cuda/tc_paths.hpp"
 
 namespace tconv::cuda_tc {
 namespace {
@@ -112,11 +114,17 @@ __device__ __forceinline__ BlockCoords block_coords(const Params& p) {
 // Per-block tables: each row's output offset and gathered-pixel position, and the active taps of this phase with
 // their offsets D. The copy engine reads a row's entry only when the tap changes (every kc_tiles k-tiles), so the
 // per-k-tile copy issue is a pointer add and a predicate per chunk.
+// A row's gathered pixel before the tap offset: (y, x) and its element offset at channel g·Kc; the tap adds
+// dy·in_sh + dx·in_sw to the offset. One 16-byte entry, read with one load. y = kNoRow past the end.
+struct alignas(16) RowIn {
+  int64_t off;
+  int y, x;
+};
+constexpr int kNoRow = INT_MIN;
 template <int BM>
 struct Tables {
   int64_t row_out[BM];  // element offset of the row's output pixel (channel g·N), or −1 past the end
-  int64_t row_in[BM];   // element offset of the row's image (n) in the gathered tensor at channel g·Kc, or −1
-  int row_y[BM], row_x[BM];  // the row's position in the gathered tensor before the tap offset
+  RowIn row_in[BM];
   int dy[kMaxTaps], q[kMaxTaps], dx[kMaxTaps], p[kMaxTaps];
   int nq, np;
 };
@@ -152,20 +160,18 @@ __device__ __forceinline__ void build_tables(const Params& p, const BlockCoords&
   }
   for (int r = tid; r < BM; r += T) {
     const int64_t m = b.m0 + r;
-    int64_t o = -1, i = -1;
-    int yi = 0, xi = 0;
+    int64_t o = -1;
+    RowIn ri{0, kNoRow, 0};
     if (m < b.m_total) {
       const int64_t xx = m % b.rows_w, t = m / b.rows_w, yy = t % b.rows_h, n = t / b.rows_h;
       const int64_t y = kFwd ? b.py + yy * p.sh : yy, x = kFwd ? b.px + xx * p.sw : xx;
       o = n * p.out_sn + y * p.out_sh + x * p.out_sw + b.out_c0;
-      i = n * p.in_sn + b.in_c0;
-      yi = static_cast<int>(yy) * (kFwd ? 1 : p.sh);
-      xi = static_cast<int>(xx) * (kFwd ? 1 : p.sw);
+      ri.y = static_cast<int>(yy) * (kFwd ? 1 : p.sh);
+      ri.x = static_cast<int>(xx) * (kFwd ? 1 : p.sw);
+      ri.off = n * p.in_sn + b.in_c0 + int64_t{ri.y} * p.in_sh + int64_t{ri.x} * p.in_sw;
     }
     tb.row_out[r] = o;
-    tb.row_in[r] = i;
-    tb.row_y[r] = yi;
-    tb.row_x[r] = xi;
+    tb.row_in[r] = ri;
   }
 }
 
@@ -224,15 +230,16 @@ struct TileLoader {
   __device__ __forceinline__ void retap(const Params& p, const BlockCoords& b, const Tables<BM>& tb) {
     const S* in = static_cast<const S*>(p.in);
     const int dy = tb.dy[it_q], dx = tb.dx[it_p];
+    const int64_t toff = int64_t{dy} * p.in_sh + int64_t{dx} * p.in_sw + chunk * kVec;  // the tap's, all rows
     a_ok = 0;
 #pragma unroll
     for (int i = 0; i < AR; ++i) {
-      const int r = row0 + i * kRowStep;
-      const int64_t base = tb.row_in[r];
-      const int y = tb.row_y[r] + dy, x = tb.row_x[r] + dx;
-      const bool ok = base >= 0 && static_cast<unsigned>(y) < static_cast<unsigned>(p.in_h) &&
-                      static_cast<unsigned>(x) < static_cast<unsigned>(p.in_w);
-      a_src[i] = in + (ok ? base + y * p.in_sh + x * p.in_sw + chunk * kVec : 0);
+      const RowIn ri = tb.row_in[row0 + i * kRowStep];
+      // unsigned sums: negative coordinates wrap past the bound (and kNoRow's sum is never formed as an int)
+      const bool ok = ri.y != kNoRow &&
+                      static_cast<unsigned>(ri.y) + static_cast<unsigned>(dy) < static_cast<unsigned>(p.in_h) &&
+                      static_cast<unsigned>(ri.x) + static_cast<unsigned>(dx) < static_cast<unsigned>(p.in_w);
+      a_src[i] = in + (ok ? ri.off + toff : 0);
       a_ok |= static_cast<uint32_t>(ok) << i;
     }
     const int64_t tap = static_cast<int64_t>(tb.q[it_q]) * p.kw + tb.p[it_p];
@@ -1214,8 +1221,10 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
   }
 }
 
-
 }  // namespace
+
+bool igemm_uses_wgmma(int device) { return wgmma_usable(device); }
+
 }  // namespace tconv::cuda_tc
 
 namespace tconv::registry {

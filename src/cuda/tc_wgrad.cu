@@ -45,6 +45,7 @@
 #include "cuda/igemm_mma.cuh"
 #include "cuda/tc_common.cuh"
 #include "cuda/tc_igemm_wgmma.cuh"
+#include "cuda/tc_paths.hpp"
 #include "cuda/tc_wgrad.cuh"
 
 namespace tconv::cuda_tc {
@@ -843,17 +844,20 @@ core::Status launch_staged(const WParams& P, bool vec, int64_t blocks, cudaStrea
   return cuda_backend::check_launch("cuda_tc_wgrad");
 }
 
-// Whether this build's wgmma weight-gradient kernels hold code on the current device (tc_igemm_wgmma.cuh),
-// checked once per device.
-bool wgrad_wgmma_usable() {
+// Whether this build's wgmma weight-gradient kernels hold code on `device` (tc_igemm_wgmma.cuh), checked once
+// per device; wgrad_wgmma_usable() asks for the current device.
+bool wgrad_wgmma_usable_on(int device) {
   static std::atomic<int> state[64];
+  return wgmma_kernel_usable(reinterpret_cast<const void*>(tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>),
+                             device, state);
+}
+bool wgrad_wgmma_usable() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     cudaGetLastError();
     return false;
   }
-  return wgmma_kernel_usable(reinterpret_cast<const void*>(tc_wgrad_kernel<MmaBf16, true, 6, 32, 2, false, true>),
-                             device, state);
+  return wgrad_wgmma_usable_on(device);
 }
 
 // The pipeline variants (WgradPlan::variant): 16-bit types 0 = 32 pixels × 6 stages, two blocks per SM;
@@ -1058,6 +1062,18 @@ core::Status launch_tc_wgrad(const core::Problem& p, const core::Args& a, void* 
     return cuda_backend::check_launch("cuda_tc_wgrad reduction");
   }
   return core::Status::ok_status();
+}
+
+bool wgrad_uses_wgmma(int device) { return wgrad_wgmma_usable_on(device); }
+
+int compute_capability(int device) {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return 10 * major + minor;
 }
 
 }  // namespace tconv::cuda_tc

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/tc_paths.hpp"
 #include "cuda/tc_round_check.hpp"
 #include "cuda_test_util.hpp"
 
@@ -389,6 +390,22 @@ TEST(CudaTf32Rounding, OneInstructionMatchesReferenceOnEveryFloat) {
   EXPECT_EQ(r.mismatches, 0u) << "e.g. input 0x" << std::hex << r.first_input << ": 0x" << r.first_fast
                               << ", reference 0x" << r.first_reference;
   EXPECT_EQ(r.nan_lost, 0u);
+}
+
+// The multiply path: a silent fall-back from wgmma to mma.sync passes every numeric test and shows only in the
+// timings. A build with sm_90a code on a compute-capability 9.0 device must take wgmma in both tensor-core
+// algorithms; any other device or build must not (its wgmma kernels have no code there).
+TEST(CudaTensorCorePaths, WgmmaExactlyOnSm90aBuildsAndDevices) {
+  TCONV_SKIP_WITHOUT_GPU();
+  const int cc = cuda_tc::compute_capability(0);
+  ASSERT_GT(cc, 0);
+#if defined(TCONV_TEST_HAVE_SM90A)
+  const bool expect = cc == 90;
+#else
+  const bool expect = false;
+#endif
+  EXPECT_EQ(cuda_tc::igemm_uses_wgmma(0), expect) << "compute capability " << cc;
+  EXPECT_EQ(cuda_tc::wgrad_uses_wgmma(0), expect) << "compute capability " << cc;
 }
 
 // ---- determinism ---------------------------------------------------------------------------------------------
