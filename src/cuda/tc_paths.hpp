@@ -9,7 +9,10 @@ namespace tconv::cuda_tc {
 int compute_capability(int device);
 // cuda_tc_igemm (tc_igemm.cu): whether its wgmma kernels hold code that runs on `device`.
 bool igemm_uses_wgmma(int device);
-// cuda_tc_wgrad (tc_wgrad.cu): likewise for the weight-gradient kernels (bf16/fp16 variant 3, tf32 variant 4).
+// cuda_tc_wgrad (tc_wgrad.cu): likewise for the weight-gradient kernels (bf16/fp16 variant 3, tf32 variant 4;
+// checked on the bf16 kernel, which the same compilation emits with the others). Both answers are the checks the
+// algorithms themselves branch on: they catch a build or device detection gone wrong, not a plan that picks an
+// mma.sync tile or variant (the timings show those).
 bool wgrad_uses_wgmma(int device);
 
 }  // namespace tconv::cuda_tc

@@ -231,11 +231,13 @@ __device__ __forceinline__ void bias_block(const WParams& P, int64_t bb, unsigne
   }
 }
 
-// kStages: pipeline depth (shared memory kStages · kStageBytes: 96 KiB for two blocks per SM, 192 KiB for one).
+// kStages: pipeline depth (shared memory kStages · kStageBytes: 96 KiB for two blocks per SM, 192 KiB for one;
+// the tf32 wgmma pipeline adds three K-major tiles of kStageBytes each).
 // kWs: warp-specialized — kThreads multiplying threads plus kWsStagers staging threads (see the pipeline below);
 // otherwise every thread stages and multiplies, with a block barrier per stage.
-// kWg (16-bit types, sm_90a): the multiplies are wgmma reading both operands straight from shared memory as
-// MN-major tiles (see the wgmma pipeline below); `smem` is then 1024-byte aligned.
+// kWg (sm_90a): the multiplies are wgmma — 16-bit types reading both operands straight from the stages as MN-major
+// tiles, tf32 from K-major tiles a transposing pass writes (see the wgmma pipelines below); `smem` is then
+// 1024-byte aligned.
 template <class M, bool kVec, int kStages, int kBK, bool kWs, bool kWg>
 __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigned char* smem) {
   using C = Cfg<M, kBK>;
@@ -268,8 +270,8 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
   // 128-byte swizzle of an MN-major operand. Thread tr of a row copies chunk tr of each half.
   // kWg, tf32: wgmma takes tf32 operands only K-major (pixels contiguous), so the copies land as pixel rows of
   // 512 bytes with chunk c of row r at c XOR ((r / 4) % 8), and a transposing pass (transpose_stage below) writes
-  // the K-major tiles the tensor cores read; that XOR makes the pass's reads of four consecutive rows of one
-  // chunk by eight threads (r / 4 = 0..7) hit eight bank groups.
+  // the K-major tiles the tensor cores read; that XOR makes each of the pass's 16-byte loads — eight threads
+  // reading one chunk column in rows four apart (r / 4 = 0..7) — hit eight bank groups.
   static_assert(!kWg || (C::kEsize == 2 && kTprS == 8 && kCptS == 2) || (C::kEsize == 4 && kTprS == 8 && kCptS == 4),
                 "wgmma staging layout: 16-bit two halves, or tf32 pixel rows of 32 chunks");
   constexpr bool kWgT = kWg && C::kEsize == 4;  // tf32 wgmma: transposed tiles
@@ -393,8 +395,8 @@ __device__ __forceinline__ void gemm_block(const WParams& P, int64_t gi, unsigne
     // row r at c XOR r % 8: the hardware's 128-byte swizzle — with one 16-byte store per row. Warpgroup wg
     // multiplies tile rows 64·wg .. + 63 by all 128 columns, m64n128k8 × 4 per stage, straight from those tiles.
     // The stage transposed in iteration it is multiplied in iteration it + 1, beside the next transposition; one
-    // wgmma group stays in flight across the barrier, so a K-major tile is rewritten only three iterations
-    // after it was multiplied.
+    // wgmma group stays in flight across the barrier (waited for at the end of iteration it + 2), so a K-major
+    // tile is rewritten three iterations after it was written, two after its wgmmas were issued.
     constexpr int kTbufs = 3, kDist = kStages - 1;
     static_assert(kDist >= 2, "pipeline depth");
     static_assert(kThreads == 256 && C::kBK == 32, "transposing role: 32 column groups × 8 pixel groups");
@@ -864,8 +866,10 @@ bool wgrad_wgmma_usable() {
 // 1 = 32 × 12, one per SM; 2 = variant 1 warp-specialized; 3 = variant 0 with wgmma (sm_90a; variant 0 where the
 // device or the build has no wgmma — same stages and blocks per SM, so the same plan and split).
 // tf32: 0 = 16 × 6, two per SM; 1 = 32 × 3, two per SM; 2 = 32 × 6, one per SM; 3 = variant 2 warp-specialized;
-// 4 = 32 × 3 plus three transposed tiles, one per SM, with wgmma (sm_90a; variant 2 elsewhere — the same pixels
-// per stage and blocks per SM, so the same plan and split).
+// 4 = 32 × 3 plus three transposed tiles, one per SM, with wgmma (sm_90a). Without wgmma variant 4 runs variant 1's
+// kernel: 96 KiB fits every GPU the build targets (variant 2's 192 KiB would not fit an A100's or an Ada's
+// per-block limit); the pixels per stage are the same, so variant 4's plan and split run unchanged — tuned for one
+// block per SM where two are resident.
 template <class M>
 core::Status launch_typed(const WParams& P, bool vec, int variant, int64_t blocks, cudaStream_t stream) {
   if constexpr (sizeof(typename M::elem) == 2) {
@@ -876,8 +880,8 @@ core::Status launch_typed(const WParams& P, bool vec, int variant, int64_t block
   } else {
     if (variant == 4 && wgrad_wgmma_usable()) return launch_staged<M, 3, 32, 1, false, true>(P, vec, blocks, stream);
     return variant == 3   ? launch_staged<M, 6, 32, 1, true>(P, vec, blocks, stream)
-           : variant == 2 || variant == 4 ? launch_staged<M, 6, 32, 1>(P, vec, blocks, stream)
-           : variant == 1 ? launch_staged<M, 3, 32, 2>(P, vec, blocks, stream)
+           : variant == 2 ? launch_staged<M, 6, 32, 1>(P, vec, blocks, stream)
+           : variant == 1 || variant == 4 ? launch_staged<M, 3, 32, 2>(P, vec, blocks, stream)
                           : launch_staged<M, 6, 16, 2>(P, vec, blocks, stream);
   }
 }
@@ -916,7 +920,7 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const int max_variant = w.epc == 4 ? 4 : 3, ws_variant = w.epc == 4 ? 3 : 2;
   // Defaults, multiplied with wgmma where the device has it: 16-bit types 32 × 6, two per SM (variant 3; the
   // launch falls back to variant 0's mma.sync elsewhere); tf32 through transposed tiles, one per SM (variant 4;
-  // variant 2 elsewhere). Measured on the H100 (bench/results/cuda-h100-2026-11-24-s6): variant 4's weight
+  // variant 1's kernel elsewhere, see launch_typed). Measured on the H100 (bench/results/cuda-h100-2026-11-24-s6): variant 4's weight
   // gradient 20–36% faster than variant 1 (32 × 3, two per SM, mma.sync) on the suite's tensor-core layers.
   w.variant = w.epc == 4 ? 4 : 3;
   if (ws_default(w.epc == 4)) w.variant = ws_variant;
@@ -924,6 +928,7 @@ WgradPlan make_wgrad_plan(const core::Problem& p, int64_t split_override) {
   const bool one_per_sm = w.epc == 4 ? w.variant >= 2 : (w.variant == 1 || w.variant == 2);
   w.bk = w.epc == 4 && w.variant == 0 ? 16 : 32;
   w.min_blocks = one_per_sm ? 1 : 2;
+  // (informational; variant 4 is 3 stages plus three K-major tiles, and 3 stages in its fallback as well)
   w.stages = w.epc == 8 ? (one_per_sm ? 12 : 6) : (w.variant == 1 || w.variant == 4 ? 3 : 6);
   const int64_t target_blocks = kPlanSms * w.min_blocks;
   const int64_t og = g.og(), ig = g.ig();

@@ -393,8 +393,8 @@ TEST(CudaTf32Rounding, OneInstructionMatchesReferenceOnEveryFloat) {
 }
 
 // The multiply path: a silent fall-back from wgmma to mma.sync passes every numeric test and shows only in the
-// timings. A build with sm_90a code on a compute-capability 9.0 device must take wgmma in both tensor-core
-// algorithms; any other device or build must not (its wgmma kernels have no code there).
+// timings. A build with sm_90a code on a compute-capability 9.0 device must find wgmma code for both tensor-core
+// algorithms (the checks their launches branch on); any other device or build must not.
 TEST(CudaTensorCorePaths, WgmmaExactlyOnSm90aBuildsAndDevices) {
   TCONV_SKIP_WITHOUT_GPU();
   const int cc = cuda_tc::compute_capability(0);
