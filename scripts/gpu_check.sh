@@ -122,13 +122,18 @@ hook wgrad_wgmma_split3 TCONV_TC_WGRAD_VARIANT=3 TCONV_TC_WGRAD_SPLIT=3
 hook wgrad_tf32_wgmma_split3 TCONV_TC_WGRAD_VARIANT=4 TCONV_TC_WGRAD_SPLIT=3
 hook wgrad_v1 TCONV_TC_WGRAD_VARIANT=1
 hook wgrad_v2 TCONV_TC_WGRAD_VARIANT=2
-# cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines).
-for t in 0 1 2 3 4; do
-  TCONV_SIMT_F32_TILE=$t TCONV_CUDA_TEST_ALGORITHMS=cuda_simt_f32,cuda_direct \
-    timeout 60 "$TEST_BIN" --gtest_filter='Classes/CudaShapes.*float32_fp32' >"$OUT/hook_simt_tile$t.log" 2>&1
-  rc=$?
-  note "$(printf '%-22s rc=%-4s %s' "hook_simt_tile$t" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_simt_tile$t.log" | tr '\n' ' ')")"
-done
+# cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines);
+# then forced split-K counts (data gradient 3 slab ranges, weight gradient 3 pixel chunks) on the 128×32 and
+# 128×128 tiles, so that the split paths of the 16-byte and the scalar loaders run on the small test shapes.
+simt_hook() {  # simt_hook NAME VAR=VALUE...
+  local name=$1; shift
+  env "$@" TCONV_CUDA_TEST_ALGORITHMS=cuda_simt_f32,cuda_direct \
+    timeout 60 "$TEST_BIN" --gtest_filter='Classes/CudaShapes.*float32_fp32' >"$OUT/hook_$name.log" 2>&1
+  local rc=$?
+  note "$(printf '%-22s rc=%-4s %s' "hook_$name" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_$name.log" | tr '\n' ' ')")"
+}
+for t in 0 1 2 3 4; do simt_hook simt_tile$t TCONV_SIMT_F32_TILE=$t; done
+for t in 0 4; do simt_hook simt_tile${t}_split3 TCONV_SIMT_F32_TILE=$t TCONV_SIMT_F32_SPLIT=3 TCONV_SIMT_F32_WSPLIT=3; done
 
 # ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
 # Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);
@@ -141,7 +146,8 @@ FILTER='Classes/CudaShapes.*/basic_float32_fp32:Classes/CudaShapes.*/padded_view
 'Classes/CudaShapes.*/aligned_long_k_float32_tf32:Classes/CudaShapes.*/aligned_dense_float32_fp32:'\
 'Classes/CudaShapes.*/few_out_channels_bfloat16_bf16:Classes/CudaShapes.*/depthwise_wide_float32_fp32:'\
 'Classes/CudaShapes.*/k16_s8_float16_fp16:Classes/CudaShapes.*/one_out_channel_k9_float32_tf32:'\
-'Classes/CudaShapes.*/tap_dilated_views_20to3_float16_fp16:Classes/CudaShapes.*/tap_k7_4out_accumulate_bfloat16_bf16'
+'Classes/CudaShapes.*/tap_dilated_views_20to3_float16_fp16:Classes/CudaShapes.*/tap_k7_4out_accumulate_bfloat16_bf16:'\
+'Classes/CudaShapes.*/k16_s8_float32_fp32:Classes/CudaShapes.*/wide_channels_float32_fp32'
 OWN=cuda_direct,cuda_igemm_mma,cuda_tc_igemm,cuda_tc_wgrad,cuda_simt_f32,cuda_stream_depthwise,cuda_few_channels,cuda_channel_pad,cuda_tap_gemm
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck initcheck synccheck; do

@@ -113,6 +113,15 @@ inline int forced_tile() {
   return t;
 }
 
+// TCONV_SIMT_F32_SPLIT=<S> (bwd_data: slab ranges, clamped to the planner's bound) and TCONV_SIMT_F32_WSPLIT=<S>
+// (bwd_weights: pixel chunks; the nearest S that gives its own chunk length) fix the split-K count, so that
+// tests reach the split paths on small shapes and a sweep can check the cost model; unset or ≤ 0: the model.
+inline int64_t forced_split(const char* var) {
+  const char* e = std::getenv(var);
+  const long long v = (e != nullptr && *e != 0) ? std::atoll(e) : 0;
+  return v > 0 ? static_cast<int64_t>(v) : 0;
+}
+
 // Calls f(Tile type) for a TileId.
 template <class F>
 decltype(auto) with_tile(int id, F&& f) {

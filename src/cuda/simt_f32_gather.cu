@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
   const int first = static_cast<int>(sidx) * ar.per_split;
   const int nslabs = max(0, min(all_slabs - first, ar.per_split));
 
-  // A loader. The A slab is BM rows × kBK = 16 channels = BM·4 quads (16-byte loads along c); they go to
+  // kVec A loader. The A slab is BM rows × kBK = 16 channels = BM·4 quads (16-byte loads along c); they go to
   // the thread pairs (tid / 2), each pair owning one tile row a_r and one 8-channel octet per load, the two
   // threads of the pair 4 channels apart: load l of the thread reads channels a_kq + l·8 .. + 3 of row a_r
   // (BM 128: the 128 pairs take every row and the 2 loads the 2 octets; BM 64: pairs 0..63 the first
@@ -163,17 +163,35 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
   // Banks: the transposed store of component e goes to As[a_kq + l·8 + e][a_r]; within a warp a_r takes 16
   // consecutive values and a_kq two values 4 apart, and the pitch PA ≡ 4 (mod 32) puts 4 channels 16 banks
   // apart, so the 32 lanes hit 32 distinct banks (rows r and r + 16 never meet: 16 consecutive rows).
+  //
+  // Scalar A loader (!kVec: channel counts not multiples of 4, where a row's channels have no 16-byte
+  // alignment). Lanes run along the channels instead: lane = 8·rr + kk copies channel kk (and kk + 8) of
+  // row 4·rg + rr, rg = warp + 8·i for i < BM / 32, one 4-byte cp.async per element straight into As[k][r].
+  // A warp's copy then reads 4 rows × 8 consecutive floats (1–2 sectors per row) where one lane per row and
+  // channel quad read 16 rows' sectors for every 4 bytes of each (the first version: fcn8s_up8's 21-channel
+  // data gradient had L1 86% busy and the FMA pipe 29%), and the stores hit 32 distinct banks (4·kk + rr
+  // with PA ≡ 4 mod 32). The thread's BM / 32 rows would need as many offsets live across the FFMAs, so the
+  // offsets of every row for one tap (a_tab, −1 when the tap falls outside the image or past the GEMM's M)
+  // are computed once per tap into shared memory, double-buffered: the table of the next tap is filled by
+  // the fetch that moves the cursor onto it, one barrier before the fetch that reads it.
   constexpr int LA = C::LA;
   static_assert(kBK == 16 && (kThreads / 2) % C::BM == 0 && LA * (kThreads / 2) == 2 * C::BM,
                 "A mapping: 2 octets per tile row; with 2 loads the pairs are the rows and l the octet");
+  static_assert(C::BM % 32 == 0, "scalar A mapping: 4 rows per warp and copy");
   const int a_r = (tid / 2) % C::BM, a_kq = ((tid / 2) / C::BM) * 8 + (tid % 2) * 4;
-  // B loader: slab row b_k (+ l·kBRows for load l), columns b_n .. b_n + 3. BN 128: 2 loads, rows tid / 32
-  // and + 8; BN 64: 1 load; BN 32: 1 load by the first 128 threads. 16-byte cp.async copies along j.
-  constexpr int QB = C::BN / 4, LB = C::LB, kBRows = kThreads / QB;  // quads per row, rows per load
+  const int s_kk = tid % 8, s_rr = (tid / 8) % 4, s_warp = tid / 32;
+  __shared__ int64_t a_tab[kVec ? 1 : 2][kVec ? 1 : C::BM];
+  int tab_par = 0;  // (!kVec) the table of the cursor's tap
+  // B loader, kVec: slab row b_k (+ l·kBRows for load l), columns b_n .. b_n + 3. BN 128: 2 loads, rows
+  // tid / 32 and + 8; BN 64: 1 load; BN 32: 1 load by the first 128 threads. 16-byte cp.async copies along j.
+  // Scalar: one column b_n = tid % BN per thread, rows b_k = tid / BN + l·(256 / BN): a warp copies 32
+  // consecutive weights of one row (the kVec mapping's lanes are 16 bytes apart, one 4-byte copy each).
+  constexpr int QB = C::BN / 4, LB = kVec ? C::LB : kBK * C::BN / kThreads;
+  constexpr int kBRows = kVec ? kThreads / QB : kThreads / C::BN;  // rows per load
   static_assert(kThreads % QB == 0 && (LB == 1 || LB * kBRows == kBK), "B mapping");
-  const bool b_act = kBK * QB >= kThreads || tid < kBK * QB;
-  const int b_k = tid / QB, b_n = (tid % QB) * 4;
-  const int b_cols = b_act ? clamp4((kFwd ? ar.og4 : g.ig) - (j0 + b_n)) : 0;
+  const bool b_act = !kVec || kBK * QB >= kThreads || tid < kBK * QB;
+  const int b_k = kVec ? tid / QB : tid / C::BN, b_n = kVec ? (tid % QB) * 4 : tid % C::BN;
+  const int b_cols = b_act ? clamp4((kFwd ? ar.og4 : g.ig) - (j0 + b_n)) : 0;  // (scalar: > 0 = in range)
 
   // Slab cursor: (iq, ip) names the tap, kc the channel slab inside it; a_cur and b_cur are the offsets of
   // the thread's first A and B elements in the current slab, advanced by kBK channels per slab and
@@ -186,38 +204,71 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
   }
   int64_t a_cur = 0, b_cur = 0;
   bool a_ok = false;
+  // Source offset of tap (iq, ip) for tile row r at its first reduction channel; −1 when out of range.
+  auto row_offset = [&](int r) -> int64_t {
+    const TapCtx& t = tcx;
+    const RowIn ri = row_in[r];
+    const int yi = ri.yb + t.y0 + iq * t.dy, xi = ri.xb + t.x0 + ip * t.dx;
+    const bool ok = ri.base >= 0 && yi >= 0 && yi < in_h && xi >= 0 && xi < in_w;
+    return ok ? ri.base + yi * ar.in.sh + xi * ar.in.sw : -1;
+  };
   auto set_tap = [&]() {
     const TapCtx& t = tcx;
-    const RowIn ri = row_in[a_r];
     const int tap = (t.q0 + iq * t.qs) * static_cast<int>(g.kw) + t.p0 + ip * t.ps;
-    const int yi = ri.yb + t.y0 + iq * t.dy, xi = ri.xb + t.x0 + ip * t.dx;
     const int64_t k0 = int64_t{kc} * kBK;
-    a_ok = ri.base >= 0 && yi >= 0 && yi < in_h && xi >= 0 && xi < in_w;
-    a_cur = a_ok ? ri.base + yi * ar.in.sh + xi * ar.in.sw + k0 + a_kq : 0;
+    if constexpr (kVec) {
+      const int64_t o = row_offset(a_r);
+      a_ok = o >= 0;
+      a_cur = a_ok ? o + k0 + a_kq : 0;
+    } else {
+      for (int r = tid; r < C::BM; r += kThreads) a_tab[tab_par][r] = row_offset(r);
+    }
     b_cur = t.b_base + b_n + tap * t.b_tstride + (k0 + b_k) * t.b_kstride;
   };
-  // Slab loads into shared buffer `buf`, issued before the FFMAs of the current slab: the A quads into
+  // Slab loads into shared buffer `buf`, issued before the FFMAs of the current slab: kVec, the A quads into
   // registers (ra, transposed into As by stash_a after the FFMAs), the B quads straight into Bs with cp.async
-  // (no staging registers or shared stores; waited for before the barrier). Channels past k_total (the last
-  // slab of each tap when k_total % 16 ≠ 0) read as zeros, so each output's k order is the taps in order and
-  // the channels ascending, with exact zero products in between.
+  // (no staging registers or shared stores; waited for before the barrier); scalar, every element by cp.async.
+  // Channels past k_total (the last slab of each tap when k_total % 16 ≠ 0) read as zeros, so each output's
+  // k order is the taps in order and the channels ascending, with exact zero products in between.
   // half_next: the slab just fetched holds at most kBK / 2 channels (a tap's last slab when k_total % 16 is
   // 1..8), so its FFMAs stop after the first half instead of multiplying 8 zero-filled rows: 21 channels per
   // tap then cost 24 k steps, as with 8-deep slabs, rather than 32. Skipped products are exact zeros.
-  float4 ra[LA];
+  float4 ra[kVec ? LA : 1];
   bool half_next = false;
   auto fetch = [&](int buf) {
     const int ks = tcx.kslabs;
     const int64_t kstride = tcx.b_kstride;
     const int krem = kc + 1 < ks ? kBK : tcx.k_last;  // channels of this slab
     half_next = krem <= kBK / 2;
+    if constexpr (kVec) {
 #pragma unroll
-    for (int l = 0; l < LA; ++l) ra[l] = load4<kVec>(src, a_cur + l * 8, a_ok ? clamp4(krem - a_kq - l * 8) : 0);
+      for (int l = 0; l < LA; ++l) ra[l] = load4<true>(src, a_cur + l * 8, a_ok ? clamp4(krem - a_kq - l * 8) : 0);
+    } else {
+      const int k0 = kc * kBK;
+#pragma unroll
+      for (int i = 0; i < C::BM / 32; ++i) {
+        const int r = (s_warp + 8 * i) * 4 + s_rr;
+        const int64_t o = a_tab[tab_par][r];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int k = s_kk + 8 * h;
+          const bool ok = o >= 0 && k < krem;
+          cp_async_ca<4>(&As[buf][k][r], ok ? src + o + k0 + k : src, ok);
+        }
+      }
+    }
     if (b_act) {
 #pragma unroll
-      for (int l = 0; l < LB; ++l)
-        copy4_async<kVec>(&Bs[buf][b_k + l * kBRows][b_n], ar.w, b_cur + l * kBRows * kstride,
-                          b_k + l * kBRows < krem ? b_cols : 0);
+      for (int l = 0; l < LB; ++l) {
+        const bool row_in_slab = b_k + l * kBRows < krem;
+        if constexpr (kVec) {
+          copy4_async<true>(&Bs[buf][b_k + l * kBRows][b_n], ar.w, b_cur + l * kBRows * kstride,
+                            row_in_slab ? b_cols : 0);
+        } else {
+          const bool ok = row_in_slab && b_cols > 0;
+          cp_async_ca<4>(&Bs[buf][b_k + l * kBRows][b_n], ok ? ar.w + b_cur + l * kBRows * kstride : ar.w, ok);
+        }
+      }
     }
     cuda_tc::cp_async_commit();
     if (++kc == ks) {
@@ -226,6 +277,9 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
         ip = 0;
         ++iq;
       }
+      // (scalar: the next tap's rows go to the other table; the last reads of it were before the barrier
+      // that ended the previous slab, and the next reads come after the barrier that ends this one)
+      if constexpr (!kVec) tab_par ^= 1;
       if (iq < tcx.nq) set_tap();
     } else {
       a_cur += kBK;
@@ -233,12 +287,16 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
     }
   };
   auto stash_a = [&](int buf) {
+    if constexpr (kVec) {
 #pragma unroll
-    for (int l = 0; l < LA; ++l) {
-      As[buf][a_kq + l * 8 + 0][a_r] = ra[l].x;
-      As[buf][a_kq + l * 8 + 1][a_r] = ra[l].y;
-      As[buf][a_kq + l * 8 + 2][a_r] = ra[l].z;
-      As[buf][a_kq + l * 8 + 3][a_r] = ra[l].w;
+      for (int l = 0; l < LA; ++l) {
+        As[buf][a_kq + l * 8 + 0][a_r] = ra[l].x;
+        As[buf][a_kq + l * 8 + 1][a_r] = ra[l].y;
+        As[buf][a_kq + l * 8 + 2][a_r] = ra[l].z;
+        As[buf][a_kq + l * 8 + 3][a_r] = ra[l].w;
+      }
+    } else {
+      (void)buf;
     }
   };
 
@@ -251,6 +309,7 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) gather_kernel(const G
 
   if (nslabs > 0) {
     set_tap();
+    if constexpr (!kVec) __syncthreads();  // (block-uniform branch) the first tap's row table
     fetch(0);
     stash_a(0);
   }
@@ -433,7 +492,9 @@ GatherPlan gather_plan(const core::Problem& p) {
             : std::max<int64_t>(1, std::min<int64_t>({16, static_cast<int64_t>(avg_slabs) / (128 / kBK),
                                                      kMaxSplitFloats / std::max<int64_t>(1, g.groups * g.n * g.h_in *
                                                                                                 g.w_in * g.ig())}));
+    static const int64_t forced = forced_split("TCONV_SIMT_F32_SPLIT");
     for (int64_t sp = 1; sp <= max_split; ++sp) {
+      if (forced > 0 && sp != std::min(forced, max_split)) continue;
       const double per = std::ceil(avg_slabs / static_cast<double>(sp));
       double cost = model_seconds(t, blocks * sp, per * kBK * ti.bm * ti.bn);
       if (sp > 1)

@@ -63,6 +63,11 @@ WPlan make_wplan(const core::Problem& p, bool bias_out) {
   const int64_t s_cap = std::max<int64_t>(
       1, std::min<int64_t>({w.pixels / 64, kMaxPartials / std::max<int64_t>(1, w.outs), 4096}));
   double best = std::numeric_limits<double>::infinity();
+  // TCONV_SIMT_F32_WSPLIT: the largest S up to the forced count that has its own chunk length.
+  static const int64_t forced = forced_split("TCONV_SIMT_F32_WSPLIT");
+  int64_t target = 0;
+  for (int64_t s = std::min(forced, s_cap); forced > 0 && s >= 1 && target == 0; --s)
+    if (ceil_div(w.pixels, ceil_div(ceil_div(w.pixels, s), kBK) * kBK) == s) target = s;
   for (int t = 0; t < kTileCount; ++t) {
     if (forced_tile() >= 0 && t != forced_tile()) continue;
     const TileInfo& ti = kTiles[t];
@@ -71,6 +76,7 @@ WPlan make_wplan(const core::Problem& p, bool bias_out) {
     for (int64_t s = 1; s <= s_cap; ++s) {
       const int64_t chunk = ceil_div(ceil_div(w.pixels, s), kBK) * kBK;
       if (ceil_div(w.pixels, chunk) != s) continue;  // same chunk as a smaller S
+      if (target > 0 && s != target) continue;
       if (s * tiles > 0x7fffffff) break;             // one-dimensional grid
       double cost = model_seconds(t, static_cast<double>(s * tiles), static_cast<double>(ti.bm) * ti.bn * chunk);
       if (s > 1) cost += static_cast<double>(s * w.outs) * 8.0 / 2.5e12;
@@ -165,13 +171,23 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
   const float* __restrict__ ddp = static_cast<const float*>(ar.dd.data);
   const float* __restrict__ sp = static_cast<const float*>(ar.src.data);
 
-  // Loader mapping. A slab is kBK = 16 pixel rows; warp w stages rows w and w + 8 (row slot c = 0, 1), so a
-  // thread needs at most two pixel cursors whatever the operand widths. An operand W wide has Q = W / 4
+  // Loader mapping, kVec. A slab is kBK = 16 pixel rows; warp w stages rows w and w + 8 (row slot c = 0, 1), so
+  // a thread needs at most two pixel cursors whatever the operand widths. An operand W wide has Q = W / 4
   // quads (16-byte loads) per row; a warp's 2·Q quads go to its lanes in order: load l of lane j takes
   // quad (32·l + j) % Q of slot (32·l + j) / Q. Q = 32 (W 128): 2 loads, slot l, quad j. Q = 16: 1 load,
   // slot j / 16. Q = 8: 1 load by lanes 0..15, slot j / 8. A thread's quad is the same in all its loads, so
   // its per-column state (Col below) is one set; 8 consecutive lanes write one row's contiguous 128 bytes
   // (conflict-free), and a warp's load reads whole rows' 32 · 16 bytes (Q = 32), or two rows' halves.
+  //
+  // Scalar (!kVec: Og or Ig not a multiple of 4, no 16-byte alignment along a row): one 4-byte cp.async per
+  // element, lanes along the row. Thread t owns column t % W of an operand W wide and rows t / W + l·(256 / W):
+  // a warp copies 32 consecutive (tap, o) columns of one pixel (A: a few neighbouring output pixels' channel
+  // runs) or 32 consecutive channels (B), where one lane per 4-column quad made each of its 4 copies touch
+  // every sector of the warp's span (fcn8s_up8's 21-channel weight gradient: L1 84% busy, the FMA pipe 38%).
+  // A thread's column is fixed, so its tap offsets stay in 4 registers; the rows' pixel data (the offsets
+  // of the pixel in diff_dst and src, and iy·sh, ix·sw for the bounds) come from a table in shared memory
+  // that the first 16 threads, one pixel cursor each, fill one slab ahead (double-buffered: the table of slab
+  // s + 1 is written after the fetch of slab s, one barrier before the fetch that reads it).
   static_assert(kBK == 2 * (kThreads / 32), "two slab rows per warp");
   constexpr int QA = C::BM / 4, QB = C::BN / 4, LA = C::LA, LB = C::LB;
   static_assert(32 % QA == 0 && 32 % QB == 0 && QA >= 8 && QB >= 8, "8, 16 or 32 quads per row");
@@ -181,10 +197,8 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
   const int a_m = (lane % QA) * 4, b_n = (lane % QB) * 4;
   const bool a_act = QA >= 16 || lane < 2 * QA, b_act = QB >= 16 || lane < 2 * QB;
 
-  // A columns a_m .. a_m + 3 (four (tap, o)): output offsets of the tap (oy = iy·sh + sy, ox likewise), the
-  // diff_dst channel, in range. With kVec they share the tap (Og is a multiple of 4) and the thread keeps
-  // them in registers; otherwise each column has its own, and the scalar loader reads them from a table
-  // in shared memory once per slab rather than keep 4 sets live across the FFMAs (which spilled).
+  // A columns (tap, o): output offsets of the tap (oy = iy·sh + sy, ox likewise), the diff_dst channel, in
+  // range. kVec: a_m .. a_m + 3 share the tap (Og is a multiple of 4).
   struct Col {
     int sy, sx, col, ok;
   };
@@ -193,24 +207,46 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
     return Col{static_cast<int>(-g.ph + g.dh * (g.kh - 1 - q)), static_cast<int>(-g.pw + g.dw * (g.kw - 1 - pp)),
                static_cast<int>(grp * g.og + o), m < ar.m_rows};
   };
-  __shared__ Col col_tab[kVec ? 1 : C::BM];
+  // B channels b_n .. b_n + 3.
+  const int b_cols = b_act ? clamp4(g.ig - (c0 + b_n)) : 0;
+  const int64_t b_col = grp * g.ig + c0 + b_n;
+
+  // Scalar mapping (see above): column sa_m of A (rows sa_r + l·(256 / BM)), column sb_n of B.
+  constexpr int SLA = kBK * C::BM / kThreads, SLB = kBK * C::BN / kThreads;
+  constexpr int SRA = kThreads / C::BM, SRB = kThreads / C::BN;
+  const int sa_m = tid % C::BM, sa_r = tid / C::BM, sb_n = tid % C::BN, sb_r = tid / C::BN;
+  const int64_t sb_col = grp * g.ig + c0 + sb_n;
+  // The scalar path's A column: offset of (tap, o) relative to the pixel's diff_dst offset, and sy, sx.
+  int64_t sa_off = 0;
+  int sa_sy = 0, sa_sx = 0;
+  bool sa_ok = false, sb_ok = false;
+  // Per slab row: diff_dst offset of (n, iy·sh, ix·sw), src offset of (n, iy, ix), iy·sh, ix·sw; rows past
+  // the chunk: src −1 and oy0 far below 0, so every A and B element of the row is zero-filled.
+  struct __align__(16) RowPx {
+    int64_t dd, src;
+    int oy0, ox0, pad0, pad1;
+  };
+  __shared__ RowPx row_px[kVec ? 1 : 2][kVec ? 1 : kBK];
+
   Col a_c{};
   if constexpr (kVec) {
     a_c = column(m0 + a_m);
     a_c.ok = a_c.ok && a_act;
   } else {
-    for (int r = tid; r < C::BM; r += kThreads) col_tab[r] = column(m0 + r);
-    __syncthreads();
+    const Col c = column(m0 + sa_m);
+    sa_ok = c.ok;
+    sa_sy = c.sy;
+    sa_sx = c.sx;
+    sa_off = int64_t{c.sy} * ar.dd.sh + int64_t{c.sx} * ar.dd.sw + c.col;
+    sb_ok = c0 + sb_n < g.ig;
   }
-  // B channels b_n .. b_n + 3.
-  const int b_cols = b_act ? clamp4(g.ig - (c0 + b_n)) : 0;
-  const int64_t b_col = grp * g.ig + c0 + b_n;
 
-  // Pixel cursors of the thread's slab rows: c0r at row warp, c1r at row warp + 8. When both operands have
-  // the same Q < 32 (64×64) a thread only ever uses slot lane / Q: one cursor, c0r, at that row.
+  // Pixel cursors. kVec: the thread's slab rows, c0r at row warp, c1r at row warp + 8; when both operands have
+  // the same Q < 32 (64×64) a thread only ever uses slot lane / Q: one cursor, c0r, at that row. Scalar:
+  // threads 0..15 keep c0r at row tid for the row table.
   // `left` = pixels of the chunk from the current slab's first row on (a row r is in the chunk if r < left).
-  constexpr bool kOneCursor = QA == QB && QA < 32;
-  const int row0 = kOneCursor ? warp + 8 * a_slot : warp;
+  constexpr bool kOneCursor = !kVec || (QA == QB && QA < 32);
+  const int row0 = !kVec ? tid % kBK : kOneCursor ? warp + 8 * a_slot : warp;
   PixelCursor c0r{}, c1r{};
   c0r.init(kb + row0, g);
   if constexpr (!kOneCursor) c1r.init(kb + row0 + 8, g);
@@ -230,54 +266,77 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
     }
     return warp + 8 * slot_l;
   };
+  // Scalar: row table entry of slab row tid (< kBK) at the cursor, for the slab `left` describes.
+  auto fill_rows = [&](int buf) {
+    if (tid < kBK) {
+      RowPx r{};
+      if (tid < left) {
+        r.dd = pixel_offset(ar.dd, c0r.n, c0r.iy * sh, c0r.ix * sw);
+        r.src = pixel_offset(ar.src, c0r.n, c0r.iy, c0r.ix);
+        r.oy0 = c0r.iy * sh;
+        r.ox0 = c0r.ix * sw;
+      } else {
+        r.dd = 0;
+        r.src = -1;
+        r.oy0 = r.ox0 = -(1 << 30);
+      }
+      row_px[buf][tid] = r;
+    }
+  };
 
   // Slab it + 1 goes straight to shared buffer `buf` with cp.async (no staging registers, no shared stores:
   // a 128×128 tile then holds its 64 accumulators, the FFMA operands and the loader state in 128 registers
   // without spills); the copies are issued before the FFMAs of slab it and waited for after them, so each
   // has a whole slab of FFMAs to arrive. Rows past the chunk and pixels whose output position falls
   // outside the image are zero-filled.
-  // kRegA: the scalar A path of the thin tiles (16 accumulators) loads its four elements into registers
-  // instead, stored to shared memory after the FFMAs: with one 4-byte cp.async per element (and 16 FFMAs per
-  // k per thread to cover them) fcn8s_up8's 21-channel weight gradient ran 19% slower than with 8-deep slabs
-  // staged through registers; the 128×128 tile has no registers to spare for this (it spilled).
-  constexpr bool kRegA = !kVec && C::TM * C::TN <= 16;
-  float ra[kRegA ? LA : 1][4];
   auto fetch = [&](int buf) {
-    if (a_act) {
+    if constexpr (kVec) {
+      if (a_act) {
 #pragma unroll
-      for (int l = 0; l < LA; ++l) {
-        PixelCursor pc;
-        const int row = pixel(QA, a_slot + l, pc);
-        const bool row_ok = row < left;
-#pragma unroll
-        for (int e = 0; e < (kVec ? 1 : 4); ++e) {
-          const Col c = kVec ? a_c : col_tab[a_m + e];
+        for (int l = 0; l < LA; ++l) {
+          PixelCursor pc;
+          const int row = pixel(QA, a_slot + l, pc);
           bool ok = false;
           int64_t off = 0;
-          if (c.ok && row_ok) {
-            const int oy = pc.iy * sh + c.sy, ox = pc.ix * sw + c.sx;
+          if (a_c.ok && row < left) {
+            const int oy = pc.iy * sh + a_c.sy, ox = pc.ix * sw + a_c.sx;
             ok = oy >= 0 && oy < h_out && ox >= 0 && ox < w_out;
-            if (ok) off = pixel_offset(ar.dd, pc.n, oy, ox) + c.col;
+            if (ok) off = pixel_offset(ar.dd, pc.n, oy, ox) + a_c.col;
           }
-          if constexpr (kVec) copy4_async<true>(&As[buf][row][a_m], ddp, off, ok ? 4 : 0);
-          else if constexpr (kRegA) ra[l][e] = ok ? __ldg(ddp + off) : 0.f;
-          else cp_async_ca<4>(&As[buf][row][a_m + e], ddp + off, ok);
+          copy4_async<true>(&As[buf][row][a_m], ddp, off, ok ? 4 : 0);
         }
       }
-    }
-    if (b_act) {
+      if (b_act) {
 #pragma unroll
-      for (int l = 0; l < LB; ++l) {
-        PixelCursor pc;
-        const int row = pixel(QB, b_slot + l, pc);
-        copy4_async<kVec>(&Bs[buf][row][b_n], sp, pixel_offset(ar.src, pc.n, pc.iy, pc.ix) + b_col,
-                          row < left ? b_cols : 0);
+        for (int l = 0; l < LB; ++l) {
+          PixelCursor pc;
+          const int row = pixel(QB, b_slot + l, pc);
+          copy4_async<true>(&Bs[buf][row][b_n], sp, pixel_offset(ar.src, pc.n, pc.iy, pc.ix) + b_col,
+                            row < left ? b_cols : 0);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int l = 0; l < SLA; ++l) {
+        const int row = sa_r + l * SRA;
+        const RowPx r = row_px[buf][row];
+        const bool ok = sa_ok && static_cast<unsigned>(r.oy0 + sa_sy) < static_cast<unsigned>(h_out) &&
+                        static_cast<unsigned>(r.ox0 + sa_sx) < static_cast<unsigned>(w_out);
+        cp_async_ca<4>(&As[buf][row][sa_m], ok ? ddp + r.dd + sa_off : ddp, ok);
+      }
+#pragma unroll
+      for (int l = 0; l < SLB; ++l) {
+        const int row = sb_r + l * SRB;
+        const int64_t so = row_px[buf][row].src;
+        const bool ok = sb_ok && so >= 0;
+        cp_async_ca<4>(&Bs[buf][row][sb_n], ok ? sp + so + sb_col : sp, ok);
       }
     }
     cuda_tc::cp_async_commit();
     c0r.advance(w_in, h_in);
     if constexpr (!kOneCursor) c1r.advance(w_in, h_in);
     left -= kBK;
+    if constexpr (!kVec) fill_rows(buf ^ 1);  // the next slab's rows (read after the next barrier)
   };
 
   float acc[C::TM][C::TN];
@@ -287,24 +346,12 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
     for (int j = 0; j < C::TN; ++j) acc[i][j] = 0.f;
   const Place<C> pl;
 
-  // kRegA: the registers of fetch's A loads to their rows of shared buffer `buf` (the rows pixel() names).
-  auto stash_a = [&](int buf) {
-    if constexpr (kRegA) {
-      if (a_act) {
-#pragma unroll
-        for (int l = 0; l < LA; ++l) {
-          const int row = kOneCursor ? row0 : warp + 8 * (a_slot + l);
-          *reinterpret_cast<float4*>(&As[buf][row][a_m]) = make_float4(ra[l][0], ra[l][1], ra[l][2], ra[l][3]);
-        }
-      }
-    } else {
-      (void)buf;
-    }
-  };
-
   if (nslabs > 0) {
+    if constexpr (!kVec) {
+      fill_rows(0);
+      __syncthreads();  // (block-uniform branch) slab 0's row table
+    }
     fetch(0);
-    stash_a(0);
   }
   for (int it = 0; it < nslabs; ++it) {
     cuda_tc::cp_async_wait<0>();  // slab it has landed (this thread's copies) ...
@@ -312,7 +359,6 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) wgrad_kernel(const Wg
     const bool more = it + 1 < nslabs;
     if (more) fetch((it + 1) & 1);
     fma_slab<C>(As[it & 1], Bs[it & 1], acc, pl);
-    if (more) stash_a((it + 1) & 1);  // (kRegA) read by the FFMAs after the next barrier
   }
 
   // Element e = ((g·Og + o)·taps + tap)·Ig + c of partial s (every (o, c) of the tile is written, zeros too).
