@@ -102,7 +102,7 @@ fi
 # partial tiles) stay correct: the suite restricted to the two tensor-core algorithms, on the aligned classes they take
 # (the 4-channel accumulate/padded classes are theirs to decline), plus the 100-run determinism test.
 HOOK_FILTER=""
-for c in aligned_dense aligned_groups aligned_long_k few_pixels_long_k; do
+for c in aligned_dense aligned_groups aligned_long_k few_pixels_long_k aligned_padded_views; do
   for m in float32_tf32 bfloat16_bf16 float16_fp16; do HOOK_FILTER="$HOOK_FILTER:Classes/CudaShapes.*/${c}_$m"; done
 done
 HOOK_FILTER="${HOOK_FILTER#:}:CudaDeterminism.HundredRunsBitIdentical"
@@ -117,6 +117,12 @@ hook ws TCONV_TC_IGEMM_WS=1 TCONV_TC_WGRAD_WS=1
 hook ws256_split2 TCONV_TC_IGEMM_TILE=ws128x256 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_WS=1 TCONV_TC_WGRAD_SPLIT=3
 hook wg256_split2 TCONV_TC_IGEMM_TILE=wg256x128 TCONV_TC_IGEMM_SPLIT=2 TCONV_TC_WGRAD_VARIANT=0
 hook wgrad_wgmma_split3 TCONV_TC_WGRAD_VARIANT=3 TCONV_TC_WGRAD_SPLIT=3
+# Every wgmma tile of the data gradient and forward (tf32 takes A from registers on all but wg256x128, which
+# rounds in place; the 3-stage wg128x128 keeps no group in flight), each also with a forced 3-way split.
+for t in wg128x128 wg128x64 wg64x128 wg64x64 wg128x128d wg128x256; do
+  hook tile_$t TCONV_TC_IGEMM_TILE=$t
+  hook tile_${t}_split3 TCONV_TC_IGEMM_TILE=$t TCONV_TC_IGEMM_SPLIT=3
+done
 # tf32 weight gradient: the wgmma variant (transposed tiles, the default) with partial tiles; the mma.sync ones
 # (variant 1; variant 2, which is also what variant 4 falls back to without wgmma — and 16-bit's warp-specialized one)
 hook wgrad_tf32_wgmma_split3 TCONV_TC_WGRAD_VARIANT=4 TCONV_TC_WGRAD_SPLIT=3

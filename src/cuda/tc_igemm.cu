@@ -17,15 +17,16 @@
 //   * A and B tiles go global → shared with cp.async (zero-fill for taps outside the image and channels past
 //     the group), several stages deep, so the copies of later k-tiles overlap the multiplies of the current one;
 //   * on sm_90a (H100) the multiplies are wgmma: each warpgroup multiplies a 64×BN tile straight from
-//     128B-swizzled shared memory, with no register traffic for the operands (mma.sync on the H100 is held back
-//     by shared-memory bandwidth: the ldmatrix bytes per mma equal what the SM can deliver); elsewhere mma.sync
-//     with ldmatrix fragments from XOR-swizzled shared memory;
-//   * block tiles from 64×64 (three per SM) to 256×128 (one per SM, 192 KB of stages: tf32 needs the depth),
-//     and split-K for problems whose tiles leave SMs idle (few pixels, long reductions: dcgan_g2's data gradient
-//     has 2048 pixels and 4096 k), chosen per problem by a time model (make_plan);
+//     128B-swizzled shared memory (tf32: A through registers, see below), with no ldmatrix traffic (mma.sync on
+//     the H100 is held back by shared-memory bandwidth: the ldmatrix bytes per mma equal what the SM can
+//     deliver); elsewhere mma.sync with ldmatrix fragments from XOR-swizzled shared memory;
+//   * block tiles from 64×64 (three per SM) to 256×128 and 128×256 (one per SM, 192 KB of stages: tf32 needs
+//     the depth), and split-K for problems whose tiles leave SMs idle (few pixels, long reductions: dcgan_g2's
+//     data gradient has 2048 pixels and 4096 k), chosen per problem by a time model (make_plan);
 //   * the epilogue stages the tile in shared memory and writes whole 16-byte vectors per output row.
 // tf32: operands are float32 bits, which the tensor cores truncate; the kernels round them to nearest even
-// first (wgmma: each thread rounds the A chunks it copied, in shared memory; mma.sync: the fragments, in
+// first (wgmma: each thread loads its A fragment from shared memory, rounds it in registers and multiplies it
+// from there — wg256x128, short of registers, rounds the chunks it copied in place; mma.sync: the fragments, in
 // registers; weights: in the pre-pass) so that the products equal the reference's.
 // Deterministic: each output element is computed by one thread with a fixed k order (taps, then channels); with
 // split-K each of the S slices is such a sum over a fixed k range, written unrounded to the workspace, and a
@@ -527,6 +528,15 @@ using Wg64x64 = WgTile<64, 64, 4, 3>;
 // k-tile, the most reuse of each staged byte).
 using Wg128x128d = WgTile<128, 128, 6, 1>;
 using Wg256x128 = WgTile<256, 128, 4, 1>;
+// Shared-memory bandwidth, not the tensor rate, bounds the tiles above on tf32 (and nearly on bf16/f16): per
+// 32 bytes of k, a warpgroup's m64nBNk wgmma reads 2 KB of A and BN·32 bytes of B from shared memory, the copies
+// write (BM + BN)·32 bytes, and rounding tf32's A in place reads and writes BM·32 bytes again. Against the
+// SM's 128 bytes per clock and its 1024 tf32 (2048 bf16) multiply-adds per clock, 128×128 needs 219 B/clk for
+// tf32 rounded in place (156 without the rounding pass), 256×128 203 (140), and 128×256 — two warpgroups of
+// m64n256, 128 accumulators per thread — 156 (125): the most multiplies per staged and per read byte for the
+// layers with ≥ 256 columns. (Measured, the tiles reach about half of these bounds; tf32 now rounds A in
+// registers on all but 256×128: see the mainloop.)
+using Wg128x256 = WgTile<128, 256, 4, 1>;
 
 template <class M, int N>
 __device__ __forceinline__ void wgmma_op(float (&d)[N / 2], uint64_t da, uint64_t db) {
@@ -544,6 +554,13 @@ __device__ __forceinline__ void wgmma_op(float (&d)[N / 2], uint64_t da, uint64_
     else if constexpr (std::is_same_v<S, __half>) wgmma_m64n64_f16(d, da, db);
     else wgmma_m64n64_bf16(d, da, db);
   }
+}
+
+template <int N>
+__device__ __forceinline__ void wgmma_tf32_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db) {
+  if constexpr (N == 256) wgmma_m64n256_tf32_rs(d, a, db);
+  else if constexpr (N == 128) wgmma_m64n128_tf32_rs(d, a, db);
+  else wgmma_m64n64_tf32_rs(d, a, db);
 }
 
 template <class Cfg, class M, bool kFwd>
@@ -584,12 +601,29 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
     if (s < nkt) ld.load(p, b, tb, smem + s * Cfg::kStageBytes, smem + s * Cfg::kStageBytes + BM * 128);
     cp_async_commit();
   }
-  for (int kt = 0; kt < nkt; ++kt) {  // kt counts this block's k-tiles from kt0
+  // One k-tile: wait for this thread's copies, publish every thread's (fence for the tensor cores' reads, block
+  // barrier), queue the copies of k-tile kt + kDist, multiply. bf16/f16: both operands straight from shared
+  // memory. tf32: B (the weights, rounded when packed) from shared memory, A from registers — each thread loads
+  // its warp's fragment of the 16 rows it multiplies, rounds it to nearest even (core::round_input's rule; the
+  // tensor cores would truncate) and passes it to the wgmma. Rounding the tile in place instead cost a
+  // shared-memory read and write of A per k-tile on top of the wgmma's own read: 16–21% of the data gradient on
+  // few-pixel layers (bench/results/cuda-h100-2026-11-24-s7/sweeps/tf32_rounding_cost.txt), and moving that pass
+  // beside the multiplies did not help (eighth session): the SM's shared-memory bandwidth, not the barrier, was
+  // the limit. The fragments of k-tile kt stay in registers until its wgmmas are done (kInFlight): two sets,
+  // fa[B] for B = kt % 2, with B a compile-time index so that they stay in registers. The 512-thread tile
+  // (256×128, 128 registers per thread) has no room for them (88–120 bytes of spills) and rounds in place.
+  constexpr bool kTf32Rs = kTf32 && T <= 256;
+  [[maybe_unused]] uint32_t fa[2][kKSteps][4];
+  // This thread's fragment row (and the row 8 below) in the A tile, and its byte within a 16-byte chunk.
+  [[maybe_unused]] const int frow = wg * 64 + (warp % 4) * 16 + (lane >> 2), fcol = 4 * (lane & 3);
+  auto step = [&](auto buf, int kt) {
+    [[maybe_unused]] constexpr int B = decltype(buf)::value;
     cp_async_wait<kDist - 1>();  // this thread's copies of k-tile kt have landed
     unsigned char* sA = smem + (kt % kStages) * Cfg::kStageBytes;
-    if constexpr (kTf32) {
+    if constexpr (kTf32 && !kTf32Rs) {
+      // Round the A chunks this thread copied to tf32 (RNE) where they lie: only its own copies, which its
+      // wait covered; the fence and the barrier below publish them to the wgmmas.
       asm volatile("" ::: "memory");  // the plain shared loads below must not move above the wait
-      // Round the A chunks this thread copied to tf32 (RNE) where they lie; the weights were rounded when packed.
 #pragma unroll
       for (int i = 0; i < Loader::AR; ++i) {
         uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(ld.row0 + i * Loader::kRowStep, ld.chunk));
@@ -604,15 +638,37 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
       ld.load(p, b, tb, st, st + BM * 128);
     }
     cp_async_commit();
-    const uint64_t da = wgmma_desc(smem_addr(sA + wg * 64 * 128)), db = wgmma_desc(smem_addr(sA + BM * 128));
-    fence_regs(acc);
-    wgmma_fence();
+    const uint64_t db = wgmma_desc(smem_addr(sA + BM * 128));
+    if constexpr (kTf32Rs) {
 #pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks) wgmma_op<M, BN>(acc, da + 2 * ks, db + 2 * ks);  // +32 bytes of k
+      for (int ks = 0; ks < kKSteps; ++ks)  // k8 step ks: chunks 2ks (columns 0–3) and 2ks + 1 (4–7)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int v = 0; v < 2; ++v)
+            fa[B][ks][2 * h + v] = tf32_rne_fast(
+                *reinterpret_cast<const uint32_t*>(sA + swz<kChunks>(frow + 8 * v, 2 * ks + h) + fcol));
+      fence_regs(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) wgmma_tf32_rs<BN>(acc, fa[B][ks], db + 2 * ks);  // +32 bytes of k
+    } else {
+      const uint64_t da = wgmma_desc(smem_addr(sA + wg * 64 * 128));
+      fence_regs(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) wgmma_op<M, BN>(acc, da + 2 * ks, db + 2 * ks);  // +32 bytes of k
+    }
     wgmma_commit();
     wgmma_wait<kInFlight>();
     fence_regs(acc);
+  };
+  int kt = 0;  // counts this block's k-tiles from kt0
+  for (; kt + 1 < nkt; kt += 2) {
+    step(std::integral_constant<int, 0>{}, kt);
+    step(std::integral_constant<int, 1>{}, kt + 1);
   }
+  if (kt < nkt) step(std::integral_constant<int, 0>{}, kt);
   wgmma_wait<0>();
   fence_regs(acc);
   cp_async_wait<0>();
@@ -649,8 +705,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
 // No block-wide barrier in the loop, and the copy issue and address arithmetic run beside the multiplies. (The
 // single-role mainloop above, where all warps copy, round and meet at a barrier every k-tile, was measured on
 // the H100 with no eligible warp in 56% of the cycles and the tensor cores at about a quarter of their rate.)
-// Opt-in (TCONV_TC_IGEMM_WS=1 lets the planner take these tiles, TCONV_TC_IGEMM_TILE=ws* forces one): written
-// after this kernel's last GPU session, so neither its results nor its speed have been checked on a device yet.
+// Opt-in (TCONV_TC_IGEMM_WS=1 lets the planner take these tiles, TCONV_TC_IGEMM_TILE=ws* forces one): tested on
+// the H100 by scripts/gpu_check.sh's hooks, and measured slower than the single-role tiles on the suite's layers
+// (bench/results/cuda-h100-2026-11-24-s7/sweeps/tf32_rounding_cost.txt; eighth session: 4–27% on tf32's data
+// gradient), so not the default.
 template <int BN_, int STAGES_>
 struct WsTile {
   static constexpr int BM = 128, BN = BN_, kStages = STAGES_, kMinBlocks = 1;
@@ -892,6 +950,7 @@ enum TileId {
   kWg64x64,
   kWg128x128d,
   kWg256x128,
+  kWg128x256,
   kWs128x128,
   kWs128x256,
   kMma128x128,
@@ -900,24 +959,28 @@ enum TileId {
   kMma64x64,
   kTiles
 };
-constexpr const char* kTileNames[kTiles] = {"wg128x128", "wg128x64",   "wg64x128",  "wg64x64",   "wg128x128d", "wg256x128",
-                                            "ws128x128", "ws128x256",  "mma128x128", "mma128x64", "mma64x128",
-                                            "mma64x64"};
+constexpr const char* kTileNames[kTiles] = {"wg128x128",  "wg128x64",  "wg64x128",   "wg64x64",
+                                            "wg128x128d", "wg256x128", "wg128x256",  "ws128x128",
+                                            "ws128x256",  "mma128x128", "mma128x64", "mma64x128", "mma64x64"};
 
 // What the planner knows of a tile: its size, how many blocks share an SM (shared memory and registers), and the
 // fraction of the SM's tensor rate it reaches with its SM full (eff16: bf16/f16, eff32: tf32 — whose operands
 // are twice the bytes per multiply, so that small tiles lose more to L2 traffic). solo: the fraction of that
 // rate when a tile meant to share its SM runs alone on one (half the copies in flight). The wg* values rank the
-// tiles as the H100 sweep of 2026-11-24 did (each layer's pick within ~10% of its best tile); the ws* ones are
-// estimates, used only with TCONV_TC_IGEMM_WS=1.
+// tiles as the H100 sweep of 2026-11-24 did (each layer's pick within ~10% of its best tile). Eighth session:
+// wg128x256 added (data gradient −9 to −17% on tf32 layers with ≥ 256 columns, within ±5% on bf16/f16, where it
+// is taken only when it also saves a wave), and tf32's A fragments moved to registers on every tile but
+// wg256x128, which gained wg128x128 and lost wg256x128 their eff32 ranks (wg128x128 now ahead on the 128-column
+// layers, 5–10%); the ws* ones are estimates, used only with TCONV_TC_IGEMM_WS=1.
 struct TileInfo {
   int bm, bn, bps;
   bool wg;
   double eff16, eff32;
 };
 constexpr TileInfo kTileInfo[kTiles] = {
-    {128, 128, 2, true, 0.50, 0.40},  {128, 64, 2, true, 0.42, 0.30},   {64, 128, 2, true, 0.42, 0.30},
-    {64, 64, 3, true, 0.30, 0.22},    {128, 128, 1, true, 0.50, 0.48},  {256, 128, 1, true, 0.55, 0.52},
+    {128, 128, 2, true, 0.50, 0.45},  {128, 64, 2, true, 0.42, 0.30},   {64, 128, 2, true, 0.42, 0.30},
+    {64, 64, 3, true, 0.30, 0.22},    {128, 128, 1, true, 0.50, 0.48},  {256, 128, 1, true, 0.55, 0.40},
+    {128, 256, 1, true, 0.57, 0.60},
     {128, 128, 1, true, 0.60, 0.55},  {128, 256, 1, true, 0.65, 0.60},
     {128, 128, 2, false, 0.30, 0.25}, {128, 64, 2, false, 0.26, 0.20},  {64, 128, 2, false, 0.26, 0.20},
     {64, 64, 4, false, 0.20, 0.15},
@@ -1212,6 +1275,7 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
     case kWg64x64: return go(Wg64x64{}, Yes{});
     case kWg128x128d: return go(Wg128x128d{}, Yes{});
     case kWg256x128: return go(Wg256x128{}, Yes{});
+    case kWg128x256: return go(Wg128x256{}, Yes{});
     case kWs128x128: return go(Ws128x128{}, Yes{});
     case kWs128x256: return go(Ws128x256{}, Yes{});
     case kMma128x128: return go(Mma128x128{}, No{});
