@@ -13,7 +13,10 @@
 # Ends with OUTDIR/summary.txt. NVLink multicast stays off (NCCL_NVLS_ENABLE=0 and the PyTorch/NVSHMEM
 # equivalents) in every process: on shared hosts it can put the GPUs out of service.
 # Data: TCONV_TRAIN_DATA (a folder with the four Fashion-MNIST idx files), or .carry/data/fashion.tar.xz.
-# Environment: TCONV_MULTI_SKIP_PY=1 (steps 1–5 only), TCONV_MULTI_EPOCHS (scaling epochs, default 3).
+# Environment: TCONV_MULTI_SKIP_PY=1 (steps 1–5 only), TCONV_MULTI_EPOCHS (scaling epochs, default 3),
+# TCONV_MULTI_BUILD_ONLY=1 (steps 1–2 only). The build from source takes most of a 600 s call (417–460 s on the
+# H100 host, 2026-11-24), so on the device tool run it twice back to back on the warm machine: first with
+# TCONV_MULTI_BUILD_ONLY=1, then without (the build is then up to date in seconds and the rest has the call).
 set -u -o pipefail
 OUT=${1:?usage: gpu_multi_check.sh OUTDIR}
 mkdir -p "$OUT"
@@ -44,6 +47,7 @@ note "GPUs: $GPUS x $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/n
 TCONV_GPU_QUICK=1 TCONV_GPU_SKIP_TESTS=1 TCONV_GPU_EXTRA_TARGETS="dist_communicator_test ${TCONV_GPU_EXTRA_TARGETS:-}" \
   TCONV_GPU_BUILD=$BUILD bash "$ROOT/scripts/gpu_check.sh" "$OUT/build" >/dev/null 2>&1
 note "build: $(grep -E '^(build|binaries)' "$OUT/build/summary.txt" | tr '\n' ' ')"
+[ "${TCONV_MULTI_BUILD_ONLY:-0}" = 1 ] && { note "done (build only) $(date -u +%FT%TZ)"; exit 0; }
 pylib() { python3 -c "import nvidia.$1 as m; print(list(m.__path__)[0] + '/lib')" 2>/dev/null; }
 for m in cudnn nccl cublas; do d=$(pylib $m); [ -n "$d" ] && export LD_LIBRARY_PATH=$d:${LD_LIBRARY_PATH:-}; done
 [ -d /tmp/tconv-deps/ob/lib ] && export LD_LIBRARY_PATH=/tmp/tconv-deps/ob/lib:$LD_LIBRARY_PATH
