@@ -210,6 +210,17 @@ struct TileLoader {
     chunk = tid % kChunks;
     row0 = tid / kChunks;
   }
+  // tf32 (S = float): rounds the A chunks this thread copied into the stage at sA to tf32 (RNE) where they lie.
+  // Only its own copies, so its own cp.async wait suffices; the caller's fence and barrier (or mbarrier
+  // arrival) then publish them to the tensor cores.
+  __device__ __forceinline__ void round_own_a(unsigned char* sA) const {
+    asm volatile("" ::: "memory");  // the plain shared loads below must not move above the wait
+#pragma unroll
+    for (int i = 0; i < AR; ++i) {
+      uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(row0 + i * kRowStep, chunk));
+      *v = tf32_rne_fast(*v);
+    }
+  }
   // After the tables: positions the iterator at k-tile kt0 (a split block's first) of the block's nkt.
   __device__ __forceinline__ void start(const Params& p, const BlockCoords& b, const Tables<BM>& tb, int kt0,
                                         int nkt) {
@@ -620,16 +631,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_kerne
     [[maybe_unused]] constexpr int B = decltype(buf)::value;
     cp_async_wait<kDist - 1>();  // this thread's copies of k-tile kt have landed
     unsigned char* sA = smem + (kt % kStages) * Cfg::kStageBytes;
-    if constexpr (kTf32 && !kTf32Rs) {
-      // Round the A chunks this thread copied to tf32 (RNE) where they lie: only its own copies, which its
-      // wait covered; the fence and the barrier below publish them to the wgmmas.
-      asm volatile("" ::: "memory");  // the plain shared loads below must not move above the wait
-#pragma unroll
-      for (int i = 0; i < Loader::AR; ++i) {
-        uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(ld.row0 + i * Loader::kRowStep, ld.chunk));
-        *v = tf32_rne_fast(*v);
-      }
-    }
+    if constexpr (kTf32 && !kTf32Rs) ld.round_own_a(sA);  // in place (see above)
     fence_proxy_async();  // the copies (and roundings) are visible to the tensor cores' reads ...
     __syncthreads();      // ... of every thread's chunks; every warpgroup is done with k-tile kt − 1 − kInFlight
     const int next = kt + kDist;
@@ -773,15 +775,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) tc_wgmma_ws_ke
     for (int kt = 0; kt < nkt; ++kt) {
       cp_async_wait<kStages - 2>();  // this thread's copies of k-tile kt have landed
       const int s = kt % kStages;
-      if constexpr (kTf32) {
-        asm volatile("" ::: "memory");  // the plain shared loads below must not move above the wait
-        unsigned char* sA = smem + s * Cfg::kStageBytes;
-#pragma unroll
-        for (int i = 0; i < Loader::AR; ++i) {
-          uint4* v = reinterpret_cast<uint4*>(sA + swz<kChunks>(ld.row0 + i * Loader::kRowStep, ld.chunk));
-          *v = tf32_rne_fast(*v);
-        }
-      }
+      if constexpr (kTf32) ld.round_own_a(smem + s * Cfg::kStageBytes);
       fence_proxy_async();       // copies and roundings visible to the tensor cores ...
       mbar_arrive(full0 + 8 * s);  // ... once the consumers' wait on `full` returns
       const int j = kt + kStages - 1;  // refill the stage of k-tile kt − 1 once its wgmmas are done
