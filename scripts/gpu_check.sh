@@ -68,7 +68,8 @@ if [ -d "$DEPS/hwy" ]; then
   export LD_LIBRARY_PATH=$DEPS/hwy/lib:/tmp/tconv-deps/ob/lib:$LD_LIBRARY_PATH
 fi
 # The build's time limit (TCONV_GPU_BUILD_LIMIT, seconds): a build from source took 417–460 s on the H100 host in
-# the eighth session (tc_igemm.cu, one translation unit, is the long pole); 300 s, the earlier default, cut it.
+# the eighth session (tc_igemm.cu, then one translation unit, was the long pole; the ninth split it by operand
+# type); 300 s, the earlier default, cut it.
 # On a warm machine a second run finds the build up to date in seconds.
 if step configure 60 "$OUT/configure.log" cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
      -DTCONV_CUDA=ON -DTCONV_BUILD_TOOLS=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${cudnn_args[@]}" &&

@@ -8,7 +8,7 @@ namespace tconv::registry {
 const Algorithm* cuda_stream_depthwise_algorithm();  // stream_depthwise.cu: groups == channels, all passes
 const Algorithm* cuda_few_channels_algorithm();      // stream_few.cu: <= 4 channels a side (or <= 32 both), all passes
 const Algorithm* cuda_tap_gemm_algorithm();     // tap_gemm.cu: 1-4 output channels, bwd_data/bwd_weights, tensor cores
-const Algorithm* cuda_tc_igemm_algorithm();   // tc_igemm.cu: pipelined tensor-core fwd/bwd_data
+const Algorithm* cuda_tc_igemm_algorithm();   // tc_igemm.cpp: pipelined tensor-core fwd/bwd_data
 const Algorithm* cuda_tc_wgrad_algorithm();    // tc_wgrad.cu: pipelined tensor-core bwd_weights
 const Algorithm* cuda_simt_f32_algorithm();   // simt_f32.cu: fp32 precision on the CUDA cores, all passes
 const Algorithm* cuda_direct_algorithm();     // cuda_direct.cu: every problem, deterministic

@@ -1,4 +1,4 @@
-// wgmma (sm_90a warpgroup MMA) wrappers for cuda_tc_igemm's Hopper mainloop (tc_igemm.cu): D(64×N, f32) +=
+// wgmma (sm_90a warpgroup MMA) wrappers for cuda_tc_igemm's Hopper mainloop (tc_igemm_kernels.cuh): D(64×N, f32) +=
 // A(64×K) · B(N×K)ᵀ with both operands read from shared memory through matrix descriptors (K-major, 128-byte
 // swizzle), for bf16 / f16 (k16) and tf32 (k8) operands and N = 64, 128 or 256. The accumulator fragment is the
 // mma.sync C layout repeated over N: d[4j + 0, 1] at row 16·(warp % 4) + lane / 4, columns 8j + 2·(lane % 4)

@@ -7,7 +7,7 @@ namespace tconv::cuda_tc {
 
 // The device's compute capability as major·10 + minor; 0 when the query fails (tc_wgrad.cu).
 int compute_capability(int device);
-// cuda_tc_igemm (tc_igemm.cu): whether its wgmma kernels hold code that runs on `device`.
+// cuda_tc_igemm (tc_igemm_bf16.cu, for the three types): whether its wgmma kernels hold code that runs on `device`.
 bool igemm_uses_wgmma(int device);
 // cuda_tc_wgrad (tc_wgrad.cu): likewise for the weight-gradient kernels (bf16/fp16 variant 3, tf32 variant 4;
 // checked on the bf16 kernel, which the same compilation emits with the others). Both answers are the checks the

@@ -1,3 +1,7 @@
+// cuda_tc_igemm's kernels and typed launch (run_typed), included by tc_igemm_{bf16,f16,tf32}.cu — one element type
+// per translation unit, so that the three compile in parallel (this was the build's long pole as one file). The
+// algorithm's registration is tc_igemm.cpp, its planner tc_igemm_plan.cpp. What follows is the algorithm's design.
+//
 // cuda_tc_igemm: pipelined tensor-core implicit GEMM for the forward pass and the data gradient, when the images
 // already have the precision's element type (bf16 images with bf16 precision, f16 with fp16, f32 with tf32) and
 // the reduction channels per group allow 16-byte copies. Everything else is declined with a reason
@@ -32,6 +36,8 @@
 // split-K each of the S slices is such a sum over a fixed k range, written unrounded to the workspace, and a
 // second kernel adds the S slices in ascending order. S and the tile depend on the problem alone (make_plan
 // models a fixed 132-SM GPU), so repeated runs are bit-identical. No atomics.
+#pragma once
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -51,6 +57,8 @@
 #include "cuda/direct_kernels.cuh"
 #include "cuda/igemm_mma.cuh"
 #include "cuda/tc_common.cuh"
+#include "cuda/tc_igemm.hpp"
+#include "cuda/tc_igemm_plan.hpp"
 #include "cuda/tc_igemm_wgmma.cuh"
 #include "cuda/tc_paths.hpp"
 
@@ -60,9 +68,6 @@ namespace {
 using cuda_direct::MmaBf16;
 using cuda_direct::MmaF16;
 using cuda_direct::MmaTf32;
-
-constexpr int kMaxTaps = 64;     // per kernel dimension (the shared tap tables)
-constexpr int kMinChannels = 8;  // fewer GEMM columns per group: cuda_direct is faster
 
 // Kernel-side problem. "in" is the gathered tensor (src for fwd, diff_dst for bwd_data), "out" the written one.
 // Spatial sizes and tap offsets fit in int (decline_reason bounds them); element offsets are 64-bit.
@@ -933,215 +938,26 @@ __global__ void __launch_bounds__(256) splitk_reduce_kernel(const Params p, int6
   }
 }
 
-// ---- host side ---------------------------------------------------------------------------------------------
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
-// Tiles by id: wgmma ones first (sm_90a), then mma.sync.
-enum TileId {
-  kWg128x128,
-  kWg128x64,
-  kWg64x128,
-  kWg64x64,
-  kWg128x128d,
-  kWg256x128,
-  kWg128x256,
-  kWs128x128,
-  kWs128x256,
-  kMma128x128,
-  kMma128x64,
-  kMma64x128,
-  kMma64x64,
-  kTiles
-};
-constexpr const char* kTileNames[kTiles] = {"wg128x128",  "wg128x64",  "wg64x128",   "wg64x64",
-                                            "wg128x128d", "wg256x128", "wg128x256",  "ws128x128",
-                                            "ws128x256",  "mma128x128", "mma128x64", "mma64x128", "mma64x64"};
-
-// What the planner knows of a tile: its size, how many blocks share an SM (shared memory and registers), and the
-// fraction of the SM's tensor rate it reaches with its SM full (eff16: bf16/f16, eff32: tf32 — whose operands
-// are twice the bytes per multiply, so that small tiles lose more to L2 traffic). solo: the fraction of that
-// rate when a tile meant to share its SM runs alone on one (half the copies in flight). The wg* values rank the
-// tiles as the H100 sweep of 2026-11-24 did (each layer's pick within ~10% of its best tile). Eighth session:
-// wg128x256 added (data gradient −9 to −17% on tf32 layers with ≥ 256 columns, within ±5% on bf16/f16, where it
-// is taken only when it also saves a wave), and tf32's A fragments moved to registers on every tile but
-// wg256x128, which gained wg128x128 and lost wg256x128 their eff32 ranks (wg128x128 now ahead on the 128-column
-// layers, 5–10%); the ws* ones are estimates, used only with TCONV_TC_IGEMM_WS=1.
-struct TileInfo {
-  int bm, bn, bps;
-  bool wg;
-  double eff16, eff32;
-};
-constexpr TileInfo kTileInfo[kTiles] = {
-    {128, 128, 2, true, 0.50, 0.45},  {128, 64, 2, true, 0.42, 0.30},   {64, 128, 2, true, 0.42, 0.30},
-    {64, 64, 3, true, 0.30, 0.22},    {128, 128, 1, true, 0.50, 0.48},  {256, 128, 1, true, 0.55, 0.40},
-    {128, 256, 1, true, 0.57, 0.60},
-    {128, 128, 1, true, 0.60, 0.55},  {128, 256, 1, true, 0.65, 0.60},
-    {128, 128, 2, false, 0.30, 0.25}, {128, 64, 2, false, 0.26, 0.20},  {64, 128, 2, false, 0.26, 0.20},
-    {64, 64, 4, false, 0.20, 0.15},
-};
-constexpr double kSoloFactor = 0.75;
-// The planner's model GPU: an H100 (132 SMs; dense tensor rate per SM in multiply-adds per ns). A constant, not
-// the device's count, so that the plan — and with the split the order of every addition — is a function of the
-// problem alone, and workspace_bytes knows it before the run.
-constexpr int kPlanSms = 132;
-constexpr double kMacPerNs16 = 3746.0, kMacPerNs32 = 1873.0;
-constexpr double kReduceBytesPerNs = 2500.0, kLaunchNs = 3000.0, kRoundNs = 1500.0;
-constexpr int kMaxSplits = 16;
-constexpr int kMinKtPerSplit = 8;                              // k-tiles per split block: the pipeline's fill
-constexpr int64_t kMaxPartialFloats = int64_t{1} << 26;        // 256 MiB of partial tiles at most
-
-// Test hooks: TCONV_TC_IGEMM_TILE=<one of kTileNames> forces one block tile, so that the test suite's small shapes
-// (for which the planner takes the smallest) exercise every tile's index arithmetic; TCONV_TC_IGEMM_SPLIT=<S>
-// forces S split-K slices wherever the split path is allowed (S = 1: never split). Unset: the planner decides.
-int forced_tile() {
-  static const int forced = [] {
-    const char* e = std::getenv("TCONV_TC_IGEMM_TILE");
-    if (e == nullptr) return -1;
-    for (int i = 0; i < kTiles; ++i)
-      if (std::string(e) == kTileNames[i]) return i;
-    return -1;
-  }();
-  return forced;
+// The block tiles as the planner knows them (tc_igemm_plan.hpp) and as the kernels are built: one table.
+template <class Cfg>
+constexpr bool tile_matches(int id, bool wg) {
+  return kTileInfo[id].bm == Cfg::BM && kTileInfo[id].bn == Cfg::BN && kTileInfo[id].wg == wg;
 }
-// TCONV_TC_IGEMM_WS=1 / 0: the planner considers the warp-specialized tiles (ws*) or not. Unset: kWsDefault of the
-// operand size.
-constexpr bool kWsDefault16 = false, kWsDefault32 = false;
-bool ws_tiles(int esize) {
-  static const int env = [] {
-    const char* e = std::getenv("TCONV_TC_IGEMM_WS");
-    return e == nullptr ? -1 : (std::atoi(e) != 0 ? 1 : 0);
-  }();
-  return env >= 0 ? env == 1 : (esize == 4 ? kWsDefault32 : kWsDefault16);
-}
-int forced_split() {
-  static const int forced = [] {
-    const char* e = std::getenv("TCONV_TC_IGEMM_SPLIT");
-    const int v = e != nullptr ? std::atoi(e) : 0;
-    return v >= 1 ? std::min(v, 64) : 0;
-  }();
-  return forced;
-}
+static_assert(tile_matches<Wg128x128>(kWg128x128, true) && tile_matches<Wg128x64>(kWg128x64, true) &&
+              tile_matches<Wg64x128>(kWg64x128, true) && tile_matches<Wg64x64>(kWg64x64, true) &&
+              tile_matches<Wg128x128d>(kWg128x128d, true) && tile_matches<Wg256x128>(kWg256x128, true) &&
+              tile_matches<Wg128x256>(kWg128x256, true) && tile_matches<Ws128x128>(kWs128x128, true) &&
+              tile_matches<Ws128x256>(kWs128x256, true) && tile_matches<Mma128x128>(kMma128x128, false) &&
+              tile_matches<Mma128x64>(kMma128x64, false) && tile_matches<Mma64x128>(kMma64x128, false) &&
+              tile_matches<Mma64x64>(kMma64x64, false),
+              "kTileInfo (tc_igemm_plan.hpp) and the tile configurations disagree");
 
-// The GEMM's extent, per group and phase: rows (pixels, the largest phase), columns, k-tiles of the largest phase.
-struct GemmDims {
-  int64_t max_m, n_cols, gz, taps, kc;
-  int esize;
-  bool fwd;
-  int64_t kt(bool wg) const {
-    const int64_t bk = (wg ? 128 : 64) / esize;
-    return taps * ((kc + bk - 1) / bk);
-  }
-};
-GemmDims gemm_dims(const core::Problem& pr, int esize) {
-  const core::Geometry& g = pr.g;
-  GemmDims d;
-  d.fwd = pr.dir == core::Direction::fwd;
-  d.esize = esize;
-  const int64_t phases = d.fwd ? g.stride_h * g.stride_w : 1;
-  d.max_m = d.fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
-                  : g.n * g.h_in * g.w_in;
-  d.n_cols = d.fwd ? g.og() : g.ig();
-  d.kc = d.fwd ? g.ig() : g.og();
-  d.gz = g.groups * phases;
-  // Active taps of the largest phase (fwd: the taps whose offset lands on the phase, as build_tables counts them;
-  // with dilation sharing a factor with the stride one phase can have them all).
-  auto most_taps = [](int64_t k, int64_t s, int64_t dil, int64_t pad) {
-    int64_t most = 0;
-    for (int64_t ph = 0; ph < s; ++ph) {
-      int64_t c = 0;
-      for (int64_t q = 0; q < k; ++q) c += ((ph + pad - dil * (k - 1 - q)) % s == 0) ? 1 : 0;
-      most = std::max(most, c);
-    }
-    return most;
-  };
-  d.taps = d.fwd ? most_taps(g.kh, g.stride_h, g.dil_h, g.pad_h) * most_taps(g.kw, g.stride_w, g.dil_w, g.pad_w)
-                 : g.kh * g.kw;
-  return d;
-}
-
-struct Plan {
-  int tile = kWg64x64;
-  int splits = 1;
-  double est_ns = 0;
-};
-
-// Largest split the split path allows for a tile (1: none): whole float4 columns, the z grid, the partials'
-// size, and (unless forced) kMinKtPerSplit k-tiles per slice.
-int max_splits(const GemmDims& d, const TileInfo& t, bool forced) {
-  if (d.n_cols % 4 != 0) return 1;
-  const int64_t kt = d.kt(t.wg);
-  int64_t s = forced ? 64 : std::min<int64_t>(kMaxSplits, kt / kMinKtPerSplit);
-  s = std::min<int64_t>(s, 65535 / std::max<int64_t>(1, d.gz));
-  s = std::min<int64_t>(s, kMaxPartialFloats / std::max<int64_t>(1, d.gz * d.max_m * d.n_cols));
-  return static_cast<int>(std::max<int64_t>(1, s));
-}
-
-// Modelled time of one (tile, split): the busiest SM's blocks times one block's multiply-adds over the tile's rate,
-// a fixed cost per round of resident blocks (pipeline fill, epilogue), and for S > 1 the partial tiles' traffic
-// through the reduction plus its launch. Coarse, but it ranks what matters: idle SMs against per-block rate
-// against reduction bytes.
-double estimate_ns(const GemmDims& d, const TileInfo& t, int S) {
-  const int64_t tiles = ((d.max_m + t.bm - 1) / t.bm) * ((d.n_cols + t.bn - 1) / t.bn) * d.gz;
-  const int64_t blocks = tiles * S;
-  const int64_t per_sm = (blocks + kPlanSms - 1) / kPlanSms;
-  const int64_t bk = (t.wg ? 128 : 64) / d.esize;
-  const int64_t kt = (d.kt(t.wg) + S - 1) / S;
-  const double macs = static_cast<double>(t.bm) * t.bn * static_cast<double>(kt * bk);
-  double eff = d.esize == 4 ? t.eff32 : t.eff16;
-  if (t.bps > 1 && per_sm < 2) eff *= kSoloFactor;
-  const double rate = (d.esize == 4 ? kMacPerNs32 : kMacPerNs16) * eff;
-  double ns = static_cast<double>(per_sm) * macs / rate + static_cast<double>((per_sm + t.bps - 1) / t.bps) * kRoundNs;
-  if (S > 1) ns += static_cast<double>(S + 1) * static_cast<double>(d.gz * d.max_m * d.n_cols) * 4.0 / kReduceBytesPerNs + kLaunchNs;
-  return ns;
-}
-
-// The plan: the (tile, split) of least modelled time among the tiles the device runs (wgmma ones on sm_90a, else
-// mma.sync ones), within what the test hooks force.
-Plan make_plan(const core::Problem& pr, int esize, bool wgmma) {
-  const GemmDims d = gemm_dims(pr, esize);
-  const int ft = forced_tile(), fs = forced_split();
-  Plan best;
-  best.est_ns = std::numeric_limits<double>::max();
-  for (int id = 0; id < kTiles; ++id) {
-    const TileInfo& t = kTileInfo[id];
-    if (ft >= 0 && !(ft == id || (kTileInfo[ft].wg && !wgmma))) continue;  // forced (wgmma ones only where usable)
-    if (ft < 0 || (kTileInfo[ft].wg && !wgmma)) {
-      if (t.wg != wgmma) continue;
-      if ((id == kWs128x128 || id == kWs128x256) && !ws_tiles(esize)) continue;
-    }
-    const int smax = max_splits(d, t, fs > 0);
-    for (int S = 1; S <= smax; ++S) {
-      if (fs > 0 && S != std::min(fs, smax)) continue;
-      const double ns = estimate_ns(d, t, S);
-      if (ns < best.est_ns) {
-        best.tile = id;
-        best.splits = S;
-        best.est_ns = ns;
-      }
-    }
-  }
-  return best;
-}
-
-// Workspace: the packed weights, then (split-K) the float32 partial tiles, each start 16-byte aligned.
-std::size_t packed_bytes(const core::Problem& pr, int esize) {
-  return static_cast<std::size_t>(core::wei_elements(pr.g)) * static_cast<std::size_t>(esize) + 16;
-}
-std::size_t partial_bytes(const core::Problem& pr, int esize, const Plan& plan) {
-  if (plan.splits <= 1) return 0;
-  const GemmDims d = gemm_dims(pr, esize);
-  return static_cast<std::size_t>(plan.splits * d.gz * d.max_m * d.n_cols) * sizeof(float) + 16;
-}
-std::size_t workspace_for(const core::Problem& pr, int esize) {
-  const std::size_t part = std::max(partial_bytes(pr, esize, make_plan(pr, esize, true)),
-                                    partial_bytes(pr, esize, make_plan(pr, esize, false)));
-  return packed_bytes(pr, esize) + part;
-}
-
-// Whether this build's wgmma kernels hold code on `device` (tc_igemm_wgmma.cuh), checked once per device.
+// Whether this translation unit's wgmma kernels hold code on `device` (tc_igemm_wgmma.cuh), checked once per
+// device and element type (each type's kernels are a compilation of their own).
+template <class M>
 bool wgmma_usable(int device) {
   static std::atomic<int> state[64];
-  return wgmma_kernel_usable(reinterpret_cast<const void*>(tc_wgmma_kernel<Wg64x64, MmaBf16, false>), device, state);
+  return wgmma_kernel_usable(reinterpret_cast<const void*>(tc_wgmma_kernel<Wg64x64, M, false>), device, state);
 }
 
 template <class Cfg, class M, bool kFwd, bool kWgmma>
@@ -1206,7 +1022,7 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
   core::Status s = cuda_backend::check_launch("cuda_tc_igemm weight packing");
   if (!s.ok()) return s;
 
-  const bool wgmma = wgmma_usable(device);
+  const bool wgmma = wgmma_usable<M>(device);
   const Plan plan = make_plan(pr, kEsize, wgmma);
   const GemmDims dims = gemm_dims(pr, kEsize);
   if (verbose())
@@ -1280,107 +1096,4 @@ core::Status run_typed(const core::Problem& pr, const core::Args& a, void* works
 }
 
 }  // namespace
-
-bool igemm_uses_wgmma(int device) { return wgmma_usable(device); }
-
 }  // namespace tconv::cuda_tc
-
-namespace tconv::registry {
-namespace {
-
-// Element bytes of the operand type of a precision mode this algorithm takes (0: not taken).
-int operand_bytes(const core::Problem& p) {
-  if (p.precision == Precision::bf16 && p.act_type == DataType::bfloat16) return 2;
-  if (p.precision == Precision::fp16 && p.act_type == DataType::float16) return 2;
-  if (p.precision == Precision::tf32 && p.act_type == DataType::float32) return 4;
-  return 0;
-}
-
-class CudaTcIgemm final : public Algorithm {
- public:
-  std::string_view name() const noexcept override { return "cuda_tc_igemm"; }
-  DeviceKind backend() const noexcept override { return DeviceKind::cuda; }
-  bool deterministic() const noexcept override { return true; }
-
-  std::optional<std::string> decline_reason(const core::Problem& p) const override {
-    if (p.dir == core::Direction::bwd_weights)
-      return "the weight gradient is not computed here (cuda_tc_wgrad, cuda_igemm_mma take it)";
-    const int bytes = operand_bytes(p);
-    if (bytes == 0)
-      return "activation type " + std::string(to_string(p.act_type)) + " with precision " +
-             std::string(to_string(p.precision)) +
-             ": only bfloat16+bf16, float16+fp16 and float32+tf32 are copied straight into the tensor cores";
-    const core::Geometry& g = p.g;
-    const bool fwd = p.dir == core::Direction::fwd;
-    const int64_t kc = fwd ? g.ig() : g.og(), n_cols = fwd ? g.og() : g.ig();
-    const int64_t vec = 16 / bytes;
-    if (kc % vec != 0)
-      return "reduction channels per group " + std::to_string(kc) + " not a multiple of " + std::to_string(vec) +
-             " (16-byte copies)";
-    if (n_cols < cuda_tc::kMinChannels)
-      return "fewer than " + std::to_string(cuda_tc::kMinChannels) + " output channels per group (" +
-             std::to_string(n_cols) + "): a tensor-core tile would be mostly empty";
-    if (g.kh > cuda_tc::kMaxTaps || g.kw > cuda_tc::kMaxTaps)
-      return "kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " larger than " +
-             std::to_string(cuda_tc::kMaxTaps) + " per dimension";
-    constexpr int64_t k30 = int64_t{1} << 30, k29 = int64_t{1} << 29;
-    if (g.h_in * g.stride_h > k30 || g.w_in * g.stride_w > k30 || g.h_out > k30 || g.w_out > k30 ||
-        std::abs(g.pad_h) > k29 || std::abs(g.pad_w) > k29 || g.dil_h * (g.kh - 1) > k29 ||
-        g.dil_w * (g.kw - 1) > k29 || g.c_in > k30 || g.c_out > k30)
-      return "spatial extent or channel count too large for 32-bit coordinates";
-    const int64_t phases = fwd ? g.stride_h * g.stride_w : 1;
-    const int64_t max_m = fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
-                              : g.n * g.h_in * g.w_in;
-    if ((max_m + 63) / 64 > 0x7fffffff || (n_cols + 63) / 64 > 65535 || g.groups * phases > 65535)
-      return "grid too large (pixels " + std::to_string(max_m) + ", groups x phases " +
-             std::to_string(g.groups * phases) + ")";
-    return std::nullopt;
-  }
-
-  // The packed weights (operand type), plus the split-K partial tiles where the plan splits (the larger of the
-  // wgmma and the mma.sync plan: the device is not known here), each with 16 bytes to align its start.
-  std::size_t workspace_bytes(const core::Problem& p) const override {
-    if (p.dir == core::Direction::bwd_weights) return 0;
-    const int bytes = operand_bytes(p);
-    return bytes == 0 ? 0 : cuda_tc::workspace_for(p, bytes);
-  }
-
-  core::Status run(const core::Problem& p, const core::Args& a, void* workspace,
-                   const ExecContext& ctx) const override {
-    cuda_backend::DeviceGuard guard(ctx.cuda_device);
-    if (!guard.ok()) return guard.status();
-    const auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-    const bool fwd = p.dir == core::Direction::fwd;
-    // 16-byte copies need the gathered view's start and strides on 16-byte boundaries (the channel count per
-    // group is, by decline_reason). A view that is not — a window at an odd channel offset, say — goes to
-    // cuda_igemm_mma, which loads element by element; decline_reason cannot see pointers.
-    const core::TensorView& in = fwd ? a.src : a.diff_dst;
-    const int64_t vec = 16 / operand_bytes(p);
-    if (!cuda_tc::aligned16(in.data) || in.sn % vec != 0 || in.sh % vec != 0 || in.sw % vec != 0) {
-      const Algorithm* fallback = cuda_igemm_mma_algorithm();
-      if (auto why = fallback->decline_reason(p))
-        return core::unsupported("cuda_tc_igemm: input view not 16-byte aligned, and cuda_igemm_mma declines: " + *why);
-      if (fallback->workspace_bytes(p) != 0)
-        return core::unsupported("cuda_tc_igemm: input view not 16-byte aligned (cuda_igemm_mma needs workspace)");
-      return fallback->run(p, a, nullptr, ctx);
-    }
-    if (workspace == nullptr) return core::invalid("cuda_tc_igemm needs device workspace for the packed weights");
-    int device = 0;  // the guard made it current
-    if (cudaGetDevice(&device) != cudaSuccess) cudaGetLastError();
-    switch (p.precision) {
-      case Precision::bf16: return cuda_tc::run_typed<cuda_direct::MmaBf16>(p, a, workspace, stream, device);
-      case Precision::fp16: return cuda_tc::run_typed<cuda_direct::MmaF16>(p, a, workspace, stream, device);
-      case Precision::tf32: return cuda_tc::run_typed<cuda_direct::MmaTf32>(p, a, workspace, stream, device);
-      default: return core::unsupported("cuda_tc_igemm: precision " + std::string(to_string(p.precision)));
-    }
-  }
-};
-
-}  // namespace
-
-const Algorithm* cuda_tc_igemm_algorithm() {
-  static const CudaTcIgemm algorithm;
-  return &algorithm;
-}
-
-}  // namespace tconv::registry

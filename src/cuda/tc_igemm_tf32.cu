@@ -1,0 +1,13 @@
+// cuda_tc_igemm for float32 images with tf32 multiplies:
+// this type's instantiation of the kernels (tc_igemm_kernels.cuh), compiled apart from the other types' so that
+// the build runs the three in parallel.
+#include "cuda/tc_igemm_kernels.cuh"
+
+namespace tconv::cuda_tc {
+
+core::Status run_igemm_tf32(const core::Problem& p, const core::Args& a, void* workspace, cudaStream_t stream,
+                           int device) {
+  return run_typed<cuda_direct::MmaTf32>(p, a, workspace, stream, device);
+}
+
+}  // namespace tconv::cuda_tc
