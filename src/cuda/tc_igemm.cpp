@@ -57,12 +57,9 @@ class CudaTcIgemm final : public Algorithm {
         std::abs(g.pad_h) > k29 || std::abs(g.pad_w) > k29 || g.dil_h * (g.kh - 1) > k29 ||
         g.dil_w * (g.kw - 1) > k29 || g.c_in > k30 || g.c_out > k30)
       return "spatial extent or channel count too large for 32-bit coordinates";
-    const int64_t phases = fwd ? g.stride_h * g.stride_w : 1;
-    const int64_t max_m = fwd ? g.n * ((g.h_out + g.stride_h - 1) / g.stride_h) * ((g.w_out + g.stride_w - 1) / g.stride_w)
-                              : g.n * g.h_in * g.w_in;
-    if ((max_m + 63) / 64 > 0x7fffffff || (n_cols + 63) / 64 > 65535 || g.groups * phases > 65535)
-      return "grid too large (pixels " + std::to_string(max_m) + ", groups x phases " +
-             std::to_string(g.groups * phases) + ")";
+    const cuda_tc::GemmDims d = cuda_tc::gemm_dims(p, bytes);  // the launch grid's extent
+    if ((d.max_m + 63) / 64 > 0x7fffffff || (n_cols + 63) / 64 > 65535 || d.gz > 65535)
+      return "grid too large (pixels " + std::to_string(d.max_m) + ", groups x phases " + std::to_string(d.gz) + ")";
     return std::nullopt;
   }
 

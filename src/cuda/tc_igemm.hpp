@@ -5,10 +5,15 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "core/problem.hpp"
 #include "core/status.hpp"
 
 namespace tconv::cuda_tc {
+
+// 16-byte copies and stores need 16-byte aligned starts (the kernels' gathered views and outputs).
+inline bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 // Packs the weights into `workspace` (workspace_for bytes, tc_igemm_plan.hpp), plans and launches the problem on
 // `stream`: fwd or bwd_data with bfloat16 images and bf16 multiplies, float16 / fp16, float32 / tf32. The caller

@@ -18,8 +18,6 @@ namespace tconv::cuda_tc {
 constexpr int kMaxTaps = 64;     // per kernel dimension (the kernels' shared tap tables)
 constexpr int kMinChannels = 8;  // fewer GEMM columns per group: cuda_direct is faster
 
-inline bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
 // Tiles by id: wgmma ones first (sm_90a), then mma.sync.
 enum TileId {
   kWg128x128,
