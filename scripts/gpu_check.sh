@@ -142,6 +142,18 @@ simt_hook() {  # simt_hook NAME VAR=VALUE...
   local rc=$?
   note "$(printf '%-22s rc=%-4s %s' "hook_$name" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_$name.log" | tr '\n' ' ')")"
 }
+# cuda_stream_depthwise: its depthwise classes with the tiled gradients (the default on 16-byte aligned views)
+# and with TCONV_STREAM_DW_TILED=0 (the untiled kernels on every class).
+dw_hook() {  # dw_hook NAME VAR=VALUE...
+  local name=$1; shift
+  env "$@" TCONV_CUDA_TEST_ALGORITHMS=cuda_stream_depthwise \
+    timeout 60 "$TEST_BIN" --gtest_filter='Classes/CudaShapes.*/dw_*:Classes/CudaShapes.*/depthwise_wide_*' \
+    >"$OUT/hook_$name.log" 2>&1
+  local rc=$?
+  note "$(printf '%-22s rc=%-4s %s' "hook_$name" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_$name.log" | tr '\n' ' ')")"
+}
+dw_hook dw_tiled
+dw_hook dw_untiled TCONV_STREAM_DW_TILED=0
 for t in 0 1 2 3 4; do simt_hook simt_tile$t TCONV_SIMT_F32_TILE=$t; done
 for t in 0 4; do simt_hook simt_tile${t}_split3 TCONV_SIMT_F32_TILE=$t TCONV_SIMT_F32_SPLIT=3 TCONV_SIMT_F32_WSPLIT=3; done
 
@@ -157,7 +169,9 @@ FILTER='Classes/CudaShapes.*/basic_float32_fp32:Classes/CudaShapes.*/padded_view
 'Classes/CudaShapes.*/few_out_channels_bfloat16_bf16:Classes/CudaShapes.*/depthwise_wide_float32_fp32:'\
 'Classes/CudaShapes.*/k16_s8_float16_fp16:Classes/CudaShapes.*/one_out_channel_k9_float32_tf32:'\
 'Classes/CudaShapes.*/tap_dilated_views_20to3_float16_fp16:Classes/CudaShapes.*/tap_k7_4out_accumulate_bfloat16_bf16:'\
-'Classes/CudaShapes.*/k16_s8_float32_fp32:Classes/CudaShapes.*/wide_channels_float32_fp32'
+'Classes/CudaShapes.*/k16_s8_float32_fp32:Classes/CudaShapes.*/wide_channels_float32_fp32:'\
+'Classes/CudaShapes.*/dw_chunks_of_tiles_float32_fp32:Classes/CudaShapes.*/dw_s1_k3_edges_bfloat16_bf16:'\
+'Classes/CudaShapes.*/dw_stride_gt_kernel_float16_fp16'
 OWN=cuda_direct,cuda_igemm_mma,cuda_tc_igemm,cuda_tc_wgrad,cuda_simt_f32,cuda_stream_depthwise,cuda_few_channels,cuda_channel_pad,cuda_tap_gemm
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck initcheck synccheck; do

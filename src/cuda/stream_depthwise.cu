@@ -5,11 +5,16 @@
 // block's weights rounded into shared memory once.
 //   fwd          gather over outputs: only the taps of the output's stride phase (stream_common.cuh)
 //   bwd_data     gather over inputs: every tap that lands inside the output image
+//                (16-byte aligned views of whole vectors: the tiled kernel of stream_depthwise_tiled.cu, which
+//                stages each block's diff_dst region in shared memory — same additions, same order, same bits)
 //   bwd_weights  block = (pixel chunk, stride phase × tap batch, channel tile): each worker walks the
 //                phase's output pixels once, reading dY once and X at the phase's ≤ 4 taps, accumulating
 //                4 taps × 8 channels in registers plus the bias; the block's workers are added in a fixed
 //                order in shared memory, one partial row per chunk goes to workspace, and stream_reduce.cu
 //                adds the rows in a fixed order. No atomics; the chunking depends on the problem only.
+//                (16-byte aligned views: the tiled kernel, which stages diff_dst and the source in shared memory
+//                and reads each from global memory about once instead of once per tap.)
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -17,6 +22,7 @@
 #include "cuda/cuda_algorithms.hpp"
 #include "cuda/cuda_util.hpp"
 #include "cuda/stream_common.cuh"
+#include "cuda/stream_depthwise_tiled.cuh"
 
 namespace tconv::cuda_stream {
 namespace {
@@ -306,6 +312,8 @@ core::Status run_fwd(const core::Problem& p, const core::Args& a, cudaStream_t s
 
 core::Status run_bwd_data(const core::Problem& p, const core::Args& a, cudaStream_t stream) {
   const core::Geometry& g = p.g;
+  if (dw_tiled_enabled() && view_vec8(a.diff_dst, p.act_type) && view_vec8(a.diff_src, p.act_type))
+    if (const DwPlan d = dw_plan(p); d.taken) return run_bwd_data_tiled(p, a, d, stream);
   const Layout l = layout(g);
   const int64_t rows = g.n * g.h_in;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>(rows, std::max(1, 512 / l.nct))), l.nct);
@@ -320,6 +328,8 @@ core::Status run_bwd_data(const core::Problem& p, const core::Args& a, cudaStrea
 
 core::Status run_bwd_weights(const core::Problem& p, const core::Args& a, void* workspace, cudaStream_t stream) {
   const core::Geometry& g = p.g;
+  if (dw_tiled_enabled() && view_vec8(a.src, p.act_type) && view_vec8(a.diff_dst, p.act_type))
+    if (const DwPlan d = dw_plan(p); d.taken) return run_bwd_weights_tiled(p, a, d, workspace, stream);
   const WgradPlan w = wgrad_plan(p);
   const PhaseDim py = make_phase_dim(g.kh, g.stride_h, g.dil_h, g.pad_h, g.h_out);
   const PhaseDim px = make_phase_dim(g.kw, g.stride_w, g.dil_w, g.pad_w, g.w_out);
@@ -363,8 +373,10 @@ class CudaStreamDepthwise final : public Algorithm {
 
   std::size_t workspace_bytes(const core::Problem& p) const override {
     if (p.dir != core::Direction::bwd_weights) return 0;
+    // Either kernel may run (the tiled one needs 16-byte aligned views, known only at run time): room for both.
     const auto w = cuda_stream::wgrad_plan(p);
-    return static_cast<std::size_t>(w.chunks * w.row_len) * sizeof(float);
+    return std::max(static_cast<std::size_t>(w.chunks * w.row_len) * sizeof(float),
+                    cuda_stream::dw_tiled_enabled() ? cuda_stream::dw_workspace_bytes(p) : std::size_t{0});
   }
 
   core::Status run(const core::Problem& p, const core::Args& a, void* workspace,

@@ -238,6 +238,18 @@ const Shape kShapes[] = {
     {"tap_dilated_views_20to3", geom(2, 20, 3, 1, 9, 10, 3, 3, 2, 2, 2, 2, 1, 1), true, false, NeuronType::none, true},
     {"tap_k7_4out_accumulate", geom(2, 16, 4, 1, 6, 6, 7, 7, 2, 2, 1, 1, 3, 3), true, true},
     {"tap_wide_72to1", geom(1, 72, 1, 1, 20, 19, 3, 3, 1, 1, 1, 1, 1, 1), true},
+    // Depthwise layers for cuda_stream_depthwise's tiled gradients (stream_depthwise_plan.hpp): stride 1 with
+    // images that leave partial tiles and a partial channel tile (40 channels: 10 float32 or 5 16-bit vectors);
+    // stride 3, dilation 2 and output padding, accumulating; a stride longer than the kernel (outputs no tap
+    // reaches: their bias terms are read outside the staged regions); a 7×7 kernel (13 tap groups of 16-bit
+    // taps) with negative padding; several tiles per weight-gradient chunk (3 images of 3×3 tiles); and padded
+    // views, which forbid 16-byte accesses and keep the untiled kernels covered.
+    {"dw_s1_k3_edges", geom(2, 40, 40, 40, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1), true},
+    {"dw_dilated_s3_accumulate", geom(1, 16, 16, 16, 9, 10, 3, 3, 3, 3, 2, 2, 2, 1, 1, 0), true, true},
+    {"dw_stride_gt_kernel", geom(2, 24, 24, 24, 6, 7, 2, 2, 3, 3, 1, 1, 0, 0), true},
+    {"dw_k7_negative_padding", geom(1, 8, 8, 8, 10, 9, 7, 7, 2, 2, 1, 1, -1, -1), true},
+    {"dw_chunks_of_tiles", geom(3, 64, 64, 64, 20, 18, 4, 4, 2, 2, 1, 1, 1, 1), true},
+    {"dw_padded_views", geom(2, 16, 16, 16, 7, 6, 4, 4, 2, 2, 1, 1, 1, 1), true, false, NeuronType::none, true},
 };
 
 struct TypeMode {
@@ -495,6 +507,17 @@ TEST(CudaDeterminism, ChannelPadHundredRunsBitIdentical) {
                            {Direction::fwd, Direction::bwd_data, Direction::bwd_weights},
                            {TypeMode{DataType::float32, Precision::tf32}, TypeMode{DataType::bfloat16, Precision::bf16}},
                            true, 77u);
+}
+
+// The tiled depthwise gradients (several tiles per weight-gradient chunk, partial rows added in order) on
+// depthwise_up's layout in miniature.
+TEST(CudaDeterminism, StreamDepthwiseTiledHundredRunsBitIdentical) {
+  TCONV_SKIP_WITHOUT_GPU();
+  expect_hundred_identical("cuda_stream_depthwise", geom(4, 64, 64, 64, 20, 18, 4, 4, 2, 2, 1, 1, 1, 1),
+                           {Direction::bwd_data, Direction::bwd_weights},
+                           {TypeMode{DataType::float32, Precision::fp32}, TypeMode{DataType::bfloat16, Precision::bf16},
+                            TypeMode{DataType::float32, Precision::tf32}},
+                           false, 33u);
 }
 
 }  // namespace
