@@ -68,24 +68,54 @@ __device__ __forceinline__ uint4 pack(const float (&v)[16 / sizeof(typename Act<
   }
 }
 
+// One 16-byte global store (the compiler split a uint4 assignment through the cast pointer into four 4-byte ones).
+__device__ __forceinline__ void st_global16(void* p, const uint4& u) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(u.x), "r"(u.y), "r"(u.z), "r"(u.w)
+               : "memory");
+}
+
 // The block's tile: image n, first input pixel (iy0, ix0), first diff_dst position of the region (oy0, ox0). 32-bit
 // coordinates: dw_plan declines images of 2^30 pixels or more per side.
 struct TileAt {
   int64_t n;
   int ty, tx, iy0, ix0, oy0, ox0;
 };
-__device__ __forceinline__ TileAt tile_at(int64_t t, const DwPlan& d, const KGeom& g) {
+// (32-bit divisions: dw_plan keeps the tile count below 2^31; a 64-bit division is a ~70-instruction routine.)
+__device__ __forceinline__ TileAt tile_at(int64_t t64, const DwPlan& d, const KGeom& g) {
   TileAt a;
-  a.tx = static_cast<int>(t % d.tiles_x);
-  t /= d.tiles_x;
-  a.ty = static_cast<int>(t % d.tiles_y);
-  a.n = t / d.tiles_y;
+  uint32_t t = static_cast<uint32_t>(t64);
+  const uint32_t tx = static_cast<uint32_t>(d.tiles_x), ty = static_cast<uint32_t>(d.tiles_y);
+  uint32_t q = t / tx;
+  a.tx = static_cast<int>(t - q * tx);
+  t = q;
+  q = t / ty;
+  a.ty = static_cast<int>(t - q * ty);
+  a.n = q;
   a.iy0 = a.ty * d.ty;
   a.ix0 = a.tx * d.tx;
   a.oy0 = a.iy0 * static_cast<int>(g.sh) - static_cast<int>(g.ph);
   a.ox0 = a.ix0 * static_cast<int>(g.sw) - static_cast<int>(g.pw);
   return a;
 }
+
+// Walks the cells of a rows × cols grid from `first` in steps of `step` without a division per step.
+struct Walk {
+  int r, c, dr, dc, cols;
+  __device__ __forceinline__ Walk(int first, int step, int cols_) : cols(cols_) {
+    r = first / cols;
+    c = first - r * cols;
+    dr = step / cols;
+    dc = step - dr * cols;
+  }
+  __device__ __forceinline__ void next() {
+    r += dr;
+    c += dc;
+    if (c >= cols) {
+      c -= cols;
+      ++r;
+    }
+  }
+};
 
 // Floor and ceiling of a / b for b > 0, any sign of a.
 __device__ __forceinline__ int fdiv(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -102,20 +132,13 @@ __device__ __forceinline__ void stage(uint4* dst, const KView& vw, int64_t n, in
   const int64_t c = c_tile + int64_t{v} * vec;
   const bool vok = c < channels;
   const E* __restrict__ img = base + n * vw.sn + c;
-  const int dr = per / cols, dc = per - dr * cols, cells = rows * cols;
-  int cell = threadIdx.x / vpp;
-  int r = cell / cols, cc = cell - r * cols;
-  for (; cell < cells; cell += per) {
-    const int y = y0 + r, x = x0 + cc;
+  const int cells = rows * cols;
+  Walk k(threadIdx.x / vpp, per, cols);
+  for (int cell = threadIdx.x / vpp; cell < cells; cell += per, k.next()) {
+    const int y = y0 + k.r, x = x0 + k.c;
     const bool ok = vok && static_cast<unsigned>(y) < static_cast<unsigned>(h) &&
                     static_cast<unsigned>(x) < static_cast<unsigned>(w);
     cuda_tc::cp_async_16(&dst[cell * vpp + v], ok ? img + y * vw.sh + x * vw.sw : base, ok);
-    r += dr;
-    cc += dc;
-    if (cc >= cols) {
-      cc -= cols;
-      ++r;
-    }
   }
 }
 
@@ -157,7 +180,18 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
   const int h_out = static_cast<int>(g.h_out), w_out = static_cast<int>(g.w_out);
   uint4* reg = smem_u4;
   float* wsm = reinterpret_cast<float*>(smem_u4 + d.hb * d.wb * vpp);  // [tap][channel of the tile]
+  // Taps inside the output image, per tile row ly: oy(q) = ob − dh·q ∈ [0, h_out) for q in [qlo, qhi) with
+  // ob = oy0 + ly·sh + dh·(kh − 1) (columns likewise) — the taps the untiled kernel keeps, in its order, without a
+  // test per tap; computed once per block (two divisions each).
+  __shared__ int2 qrange[kDwTile], prange[kDwTile];
   const TileAt a = tile_at(blockIdx.x, d, g);
+  if (threadIdx.x < d.ty) {
+    const int ob = a.oy0 + static_cast<int>(threadIdx.x) * sh + dh * (kh - 1);
+    qrange[threadIdx.x] = make_int2(max(0, cdiv(ob - h_out + 1, dh)), min(kh, fdiv(ob, dh) + 1));
+  } else if (threadIdx.x >= 32 && threadIdx.x < 32 + d.tx) {
+    const int pb = a.ox0 + static_cast<int>(threadIdx.x - 32) * sw + dw * (kw - 1);
+    prange[threadIdx.x - 32] = make_int2(max(0, cdiv(pb - w_out + 1, dw)), min(kw, fdiv(pb, dw) + 1));
+  }
   const int64_t c_tile = int64_t{blockIdx.y} * ct;
   stage<E>(reg, ddst, a.n, c_tile, g.c_out, a.oy0, a.ox0, d.hb, d.wb, h_out, w_out, vpp, VEC);
   cuda_tc::cp_async_commit();
@@ -176,15 +210,13 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
   if (c >= g.c_in) return;
   E* __restrict__ ds = static_cast<E*>(dsrc.data) + a.n * dsrc.sn + c;
   const int npix = d.ty * d.tx;
-  for (int pi = threadIdx.x / vpp; pi < npix; pi += slots) {
-    const int ly = pi / d.tx, lx = pi - ly * d.tx;
+  Walk k(threadIdx.x / vpp, slots, d.tx);
+  for (int pi = threadIdx.x / vpp; pi < npix; pi += slots, k.next()) {
+    const int ly = k.r, lx = k.c;
     const int iy = a.iy0 + ly, ix = a.ix0 + lx;
     if (iy >= g.h_in || ix >= g.w_in) continue;
-    // Taps inside the output image: oy(q) = ob − dh·q ∈ [0, h_out) for q in [qlo, qhi) (columns likewise) — the
-    // taps the untiled kernel keeps, in its order, without a test per tap.
     const int ob = a.oy0 + ly * sh + dh * (kh - 1), pb = a.ox0 + lx * sw + dw * (kw - 1);
-    const int qlo = max(0, cdiv(ob - h_out + 1, dh)), qhi = min(kh, fdiv(ob, dh) + 1);
-    const int plo = max(0, cdiv(pb - w_out + 1, dw)), phi = min(kw, fdiv(pb, dw) + 1);
+    const int qlo = qrange[ly].x, qhi = qrange[ly].y, plo = prange[lx].x, phi = prange[lx].y;
     float acc[VEC] = {};
     for (int q = qlo; q < qhi; ++q) {
       // Region cell of (q, plo): row ob − dh·q − oy0, column pb − dw·plo − ox0; each next p is dw columns left.
@@ -200,7 +232,7 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
         wp += ct;
       }
     }
-    *reinterpret_cast<uint4*>(ds + iy * dsrc.sh + ix * dsrc.sw) = pack<T>(acc);
+    st_global16(ds + iy * dsrc.sh + ix * dsrc.sw, pack<T>(acc));
   }
 }
 
@@ -259,8 +291,9 @@ __global__ void __launch_bounds__(kDwThreads, 4) wgrad_tiled(KView src, KView dd
       const Range ry = dw_owned(a.ty, d.tiles_y, d.ty, g.sh, g.ph, g.h_out);
       const Range rx = dw_owned(a.tx, d.tiles_x, d.tx, g.sw, g.pw, g.w_out);
       const int wr = static_cast<int>(rx.hi - rx.lo), area = static_cast<int>(ry.hi - ry.lo) * wr;
-      for (int k = bs; k < area; k += bslots) {
-        const int oy = static_cast<int>(ry.lo) + k / wr, ox = static_cast<int>(rx.lo) + k % wr;
+      Walk wk(bs, bslots, max(wr, 1));
+      for (int k = bs; k < area; k += bslots, wk.next()) {
+        const int oy = static_cast<int>(ry.lo) + wk.r, ox = static_cast<int>(rx.lo) + wk.c;
         const int r = oy - a.oy0, cc = ox - a.ox0;
         float y[VEC];
         if (static_cast<unsigned>(r) < static_cast<unsigned>(d.hb) &&
@@ -281,8 +314,9 @@ __global__ void __launch_bounds__(kDwThreads, 4) wgrad_tiled(KView src, KView dd
     }
 
     if (wact && cok) {
-      for (int pi = sl; pi < npix; pi += d.slices) {
-        const int ly = pi / d.tx, lx = pi - ly * d.tx;
+      Walk pk(sl, d.slices, d.tx);
+      for (int pi = sl; pi < npix; pi += d.slices, pk.next()) {
+        const int ly = pk.r, lx = pk.c;
         if (a.iy0 + ly >= h_in || a.ix0 + lx >= w_in) continue;
         float x[VEC];
         unpack<T>(xs[pi * vpp + v], x);
