@@ -8,6 +8,10 @@ namespace tconv::cuda_stream {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The planning machine (fixed, not queried: see the blocks below): SMs and shared memory per SM of an H100.
+constexpr int64_t kModelSms = 132;
+constexpr int64_t kSmemPerSm = 227 * 1024;
 int pow2_floor(int64_t v) {
   int p = 1;
   while (2 * int64_t{p} <= v) p *= 2;
@@ -57,8 +61,9 @@ DwPlan dw_plan(const core::Problem& p, const char** reason) {
     *hb = (y - 1) * g.stride_h + g.dil_h * (g.kh - 1) + 1;
     *wb = (x - 1) * g.stride_w + g.dil_w * (g.kw - 1) + 1;
     if (*hb > (int64_t{1} << 20) || *wb > (int64_t{1} << 20)) return kDwMaxSmem + 1;  // far too large anyway
-    // bwd_data: + the channel tile's weights (float32); bwd_weights: + the source tile.
-    return *hb * *wb * pix_bytes + (wgrad ? y * x * pix_bytes : kk * d.vpp * d.vec * 4);
+    // Two buffers (tile t + 1 is copied while tile t is used) of the region, and of the source tile for the
+    // weight gradient; bwd_data also holds the channel tile's weights (float32).
+    return 2 * (*hb * *wb + (wgrad ? y * x : 0)) * pix_bytes + (wgrad ? 0 : kk * d.vpp * d.vec * 4);
   };
   int64_t hb = 0, wb = 0;
   while (bytes(ty, tx, &hb, &wb) > kDwMaxSmem) {
@@ -74,21 +79,24 @@ DwPlan dw_plan(const core::Problem& p, const char** reason) {
   d.tiles = g.n * d.tiles_y * d.tiles_x;
   if (d.tiles > 0x7fffffff) return no("more than 2^31 - 1 tiles");
   std::size_t smem = static_cast<std::size_t>(bytes(ty, tx, &hb, &wb));
+  if (wgrad) smem = std::max(smem, static_cast<std::size_t>(kDwThreads) * (kDwAccPerThread + d.vec) * sizeof(float));
+  // Blocks: one wave of a 132-SM H100 (as many blocks as its SMs hold at this shared memory, at most 8 each), each
+  // walking a contiguous range of tiles of its channel tile. Fixed machine model: the weight gradient's chunks fix
+  // its order of additions, which must depend on the problem alone.
+  const int64_t per_sm = std::clamp<int64_t>(kSmemPerSm / (static_cast<int64_t>(smem) + 1024), 1, 8);
+  const int64_t want = std::max<int64_t>(1, ceil_div(kModelSms * per_sm, d.ctiles));
+  d.chunks = std::max<int64_t>(1, std::min(d.tiles, want));
   if (wgrad) {
-    // After the tiles the block adds its threads' sums through shared memory: 16 floats per thread, then the
-    // bias's vec floats per thread (the staging buffers are reused for them).
-    smem = std::max(smem, static_cast<std::size_t>(kDwThreads) * (kDwAccPerThread + d.vec) * sizeof(float));
+    // After the tiles the block adds its threads' sums through shared memory (16 floats per thread, then the
+    // bias's vec floats per thread; the staging buffers are reused for them — see the max above). One partial row
+    // per chunk, written and read once more by the reduction: kept below 1/16 of the pass's image traffic.
     d.wei_count = core::wei_elements(g);
     d.row_len = d.wei_count + (p.with_bias ? g.c_out : 0);
-    // Pixel chunks: about 1024 blocks (8 per SM of an H100 while they last), and partial rows (written and read
-    // once more by the reduction) below 1/16 of the pass's image traffic.
     const int64_t data_bytes = (core::src_elements(g) + core::dst_elements(g)) * es;
-    const int64_t want = std::max<int64_t>(1, ceil_div(1024, d.ctiles));
-    const int64_t cap = std::max<int64_t>(1, data_bytes / 16 / (d.row_len * 4));
-    d.chunks = std::max<int64_t>(1, std::min({d.tiles, want, cap}));
-    d.per_chunk = ceil_div(d.tiles, d.chunks);
-    d.chunks = ceil_div(d.tiles, d.per_chunk);
+    d.chunks = std::min(d.chunks, std::max<int64_t>(1, data_bytes / 16 / (d.row_len * 4)));
   }
+  d.per_chunk = ceil_div(d.tiles, d.chunks);
+  d.chunks = ceil_div(d.tiles, d.per_chunk);
   d.smem = smem;
   if (d.smem > static_cast<std::size_t>(kDwMaxSmem)) return no("shared memory above the tiled kernels' limit");
   d.taken = true;

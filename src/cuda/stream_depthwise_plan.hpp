@@ -10,6 +10,7 @@
 // 256 channels overflows. The tiled kernels copy a block's diff_dst region (the outputs a TY×TX tile of input
 // pixels reaches, halo included) and, for the weight gradient, its source tile into shared memory once, with
 // 16-byte asynchronous copies, and take every tap from there: global traffic is each tensor once plus the halo.
+// A block walks a range of tiles with two buffers, copying tile t + 1 while it computes tile t.
 //
 // Vectors. A thread owns 16 bytes of channels (4 float32 or 8 16-bit values); a pixel of a channel tile is `vpp`
 // vectors (at most 8: 128 bytes, so that the 8 threads of a quarter warp reading one pixel's vectors hit 32
@@ -31,7 +32,7 @@
 namespace tconv::cuda_stream {
 
 constexpr int kDwThreads = 256;
-constexpr int64_t kDwMaxSmem = 64 * 1024;  // bytes of shared memory a tiled block may use (3 blocks per SM)
+constexpr int64_t kDwMaxSmem = 110 * 1024;  // bytes of shared memory a tiled block may use (2 blocks per SM)
 constexpr int kDwTile = 8;                 // preferred tile: 8×8 input pixels
 
 struct DwPlan {
@@ -45,14 +46,14 @@ struct DwPlan {
   // Weight gradient: a thread sums kG taps (kG · vec = 16 accumulators); `tg` tap groups ×
   // vpp vectors are the (tap group, vector) pairs, each summed by `slices` threads over interleaved pixels.
   int tg = 0, slices = 0;
-  int64_t chunks = 0, per_chunk = 0;  // blocks along x: tiles [chunk·per_chunk, +per_chunk) each
+  int64_t chunks = 0, per_chunk = 0;  // blocks along x (both kernels): tiles [chunk·per_chunk, +per_chunk) each
   int64_t row_len = 0, wei_count = 0; // partial row: weights, then the bias (c_out) when with_bias
   std::size_t smem = 0;               // dynamic shared memory of a block, bytes
 };
 
-// Accumulators of a weight-gradient thread: 16 (4 taps of 4 float32 channels, 2 of 8 16-bit ones), so that a
-// block of 256 threads holds in 64 registers and four blocks share an SM: each block waits for its tile's copies
-// before it multiplies, and the other blocks fill that wait.
+// Accumulators of a weight-gradient thread: 16 (4 taps of 4 float32 channels, 2 of 8 16-bit ones): the kernel
+// then needs about 64 registers (32: its first version, 126 registers, held 2 blocks per SM whatever the shared
+// memory allowed).
 constexpr int kDwAccPerThread = 16;
 constexpr int dw_taps_per_thread(int vec) { return kDwAccPerThread / vec; }
 
