@@ -10,7 +10,7 @@
 // 256 channels overflows. The tiled kernels copy a block's diff_dst region (the outputs a TY×TX tile of input
 // pixels reaches, halo included) and, for the weight gradient, its source tile into shared memory once, with
 // 16-byte asynchronous copies, and take every tap from there: global traffic is each tensor once plus the halo.
-// A block walks a range of tiles with two buffers, copying tile t + 1 while it computes tile t.
+// A weight-gradient block walks a range of tiles with two buffers, copying tile t + 1 while it sums tile t.
 //
 // Vectors. A thread owns 16 bytes of channels (4 float32 or 8 16-bit values); a pixel of a channel tile is `vpp`
 // vectors (at most 8: 128 bytes, so that the 8 threads of a quarter warp reading one pixel's vectors hit 32

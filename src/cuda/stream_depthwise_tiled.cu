@@ -3,8 +3,8 @@
 // Tile = ty×tx input pixels of one image × a channel tile of vpp 16-byte vectors. Both kernels copy the diff_dst
 // region a tile's taps reach — rows iy0·sh − ph .. + hb, columns likewise, zero-filled outside the image — into
 // shared memory as [row][column][vector] (and the weight gradient also the tile's source pixels), with one 16-byte
-// cp.async per vector, then take every tap from there. A block walks a contiguous range of tiles (one wave of
-// blocks on an H100) with two buffers: tile t + 1's copies are in flight while tile t is multiplied.
+// cp.async per vector, then take every tap from there. A weight-gradient block walks a contiguous range of tiles
+// (one wave of blocks on an H100) with two buffers: tile t + 1's copies are in flight while tile t is summed.
 //   bwd_data: thread = (pixel, vector); dX = Σ_q Σ_p round(dY[oy(q)][ox(p)]) · w[q][p], taps in the order of
 //             the untiled kernel (q, then p ascending, taps outside the output image skipped): the same
 //             additions in the same order, so both kernels give the same bits.
@@ -184,9 +184,10 @@ __device__ __forceinline__ void tap_ranges(int2* qr, int2* pr, const TileAt& a, 
   }
 }
 
-// A block walks the tiles [chunk·per_chunk, +per_chunk) of its channel tile with two region buffers: the copies
-// of tile t + 1 are in flight while tile t is multiplied, and the weights, the thread's role and its pixel walk
-// are set up once per block instead of once per tile.
+// A block walks the tiles [chunk·per_chunk, +per_chunk) of its channel tile, with two region buffers when it has
+// more than one (the copies of tile t + 1 in flight while tile t is multiplied; the weights, the thread's role and
+// its pixel walk set up once per block). The plan gives each block one tile (one buffer): measured faster here —
+// more blocks per SM hide the copies better (stream_depthwise_plan.cpp).
 template <DataType T, Precision R>
 __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView dsrc, const float* __restrict__ wei,
                                                              KGeom g, DwPlan d, Precision wprec) {

@@ -71,8 +71,9 @@ void check_plan(const core::Problem& p, const DwPlan& d) {
   EXPECT_GE(d.chunks, 1);
   EXPECT_GE(d.chunks * d.per_chunk, d.tiles);
   EXPECT_LT((d.chunks - 1) * d.per_chunk, d.tiles);
-  if (p.dir == core::Direction::bwd_data) {  // two region buffers and the weights
-    EXPECT_EQ(d.smem, 2 * region + static_cast<std::size_t>(g.kh * g.kw * d.vpp * d.vec) * sizeof(float));
+  if (p.dir == core::Direction::bwd_data) {  // a block per tile: one region buffer and the weights
+    EXPECT_EQ(d.per_chunk, 1);
+    EXPECT_EQ(d.smem, region + static_cast<std::size_t>(g.kh * g.kw * d.vpp * d.vec) * sizeof(float));
     return;
   }
   // Weight gradient: tap groups cover the taps, the roles fit the block, the reduction buffers fit the shared
