@@ -62,7 +62,7 @@ DwPlan dw_plan(const core::Problem& p, const char** reason) {
     *wb = (x - 1) * g.stride_w + g.dil_w * (g.kw - 1) + 1;
     if (*hb > (int64_t{1} << 20) || *wb > (int64_t{1} << 20)) return kDwMaxSmem + 1;  // far too large anyway
     // The weight gradient: two buffers (tile t + 1 is copied while tile t is summed) of the region and the source
-    // tile. bwd_data: one region (a block per tile) and the channel tile's weights (float32).
+    // tile. bwd_data: one region (a block per tile, below) and the channel tile's weights (float32).
     return wgrad ? 2 * (*hb * *wb + y * x) * pix_bytes : *hb * *wb * pix_bytes + kk * d.vpp * d.vec * 4;
   };
   int64_t hb = 0, wb = 0;
@@ -88,6 +88,7 @@ DwPlan dw_plan(const core::Problem& p, const char** reason) {
   // each), each a contiguous range of tiles; a fixed machine model, because the chunks fix its order of
   // additions, which must depend on the problem alone.
   d.chunks = d.tiles;
+  d.bufs = wgrad ? 2 : 1;  // the shared memory above holds this many buffers
   if (wgrad) {
     const int64_t per_sm = std::clamp<int64_t>(kSmemPerSm / (static_cast<int64_t>(smem) + 1024), 1, 8);
     d.chunks = std::max<int64_t>(1, std::min(d.tiles, ceil_div(kModelSms * per_sm, d.ctiles)));

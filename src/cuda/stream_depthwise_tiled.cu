@@ -199,7 +199,7 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
             dh = static_cast<int>(g.dh), dw = static_cast<int>(g.dw), kh = static_cast<int>(g.kh);
   const int h_out = static_cast<int>(g.h_out), w_out = static_cast<int>(g.w_out);
   const int rcells = d.hb * d.wb * vpp;
-  float* wsm = reinterpret_cast<float*>(smem_u4 + 2 * rcells);  // [tap][channel of the tile]
+  float* wsm = reinterpret_cast<float*>(smem_u4 + d.bufs * rcells);  // [tap][channel of the tile]
   __shared__ int2 qrange[2][kDwTile], prange[2][kDwTile];
   const int64_t c_tile = int64_t{blockIdx.y} * ct;
   const int64_t t0 = int64_t{blockIdx.x} * d.per_chunk, t1 = min(d.tiles, t0 + d.per_chunk);
@@ -221,9 +221,10 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
   const int npix = d.ty * d.tx;
   const Walk walk0(threadIdx.x / vpp, slots, d.tx);
 
+  const bool ahead = d.bufs > 1;  // two buffers: tile t + 1 copied while tile t is used
   for (int64_t t = t0; t < t1; ++t) {
-    const int slot = static_cast<int>((t - t0) & 1);
-    if (t + 1 < t1) {
+    const int slot = ahead ? static_cast<int>((t - t0) & 1) : 0;
+    if (ahead && t + 1 < t1) {
       issue(t + 1, slot ^ 1);  // its buffer and tables were last read before the previous iteration's barrier
       cuda_tc::cp_async_wait<1>();
     } else {
@@ -263,6 +264,7 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
       }
     }
     __syncthreads();  // every thread is done with this buffer before the next iteration refills it
+    if (!ahead && t + 1 < t1) issue(t + 1, 0);
   }
 }
 
