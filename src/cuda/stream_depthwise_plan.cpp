@@ -80,15 +80,14 @@ DwPlan dw_plan(const core::Problem& p, const char** reason) {
   if (d.tiles > 0x7fffffff) return no("more than 2^31 - 1 tiles");
   std::size_t smem = static_cast<std::size_t>(bytes(ty, tx, &hb, &wb));
   if (wgrad) smem = std::max(smem, static_cast<std::size_t>(kDwThreads) * (kDwAccPerThread + d.vec) * sizeof(float));
-  // bwd_data: a block per tile. Measured on the H100 (depthwise_up, 2026-11-25): one block per tile with one
-  // buffer, up to 5 blocks per SM, 39.7 µs (fp32) and 35.1 µs (bf16); blocks walking 8 (fp32) or 4 (bf16)
-  // tiles with two buffers, 2 per SM, 90.1 and 55.3 µs — fewer warps hid the copies worse than the second buffer did.
-  // The weight gradient, whose tiles end in a block-wide reduction, gained from walking (71.7 → 59.2 µs fp32,
-  // 52.4 → 46.3 bf16): one wave of a 132-SM H100 (as many blocks as its SMs hold at this shared memory, at most 8
-  // each), each a contiguous range of tiles; a fixed machine model, because the chunks fix its order of
+  // bwd_data: a block per tile, one buffer (up to 5 blocks per SM): 39.7 µs (fp32) and 35.1 µs (bf16) on
+  // depthwise_up on the H100 (2026-11-25). A walking variant with two buffers was timed once, but that build
+  // launched one block per tile with only the first `chunks` given work — not a valid measurement; left to try
+  // again. The weight gradient, whose tiles end in a block-wide reduction, gained from walking (71.7 → 59.2 µs
+  // fp32, 52.4 → 46.3 bf16): one wave of a 132-SM H100 (as many blocks as its SMs hold at this shared memory, at
+  // most 8 each), each a contiguous range of tiles; a fixed machine model, because the chunks fix its order of
   // additions, which must depend on the problem alone.
   d.chunks = d.tiles;
-  d.bufs = wgrad ? 2 : 1;  // the shared memory above holds this many buffers
   if (wgrad) {
     const int64_t per_sm = std::clamp<int64_t>(kSmemPerSm / (static_cast<int64_t>(smem) + 1024), 1, 8);
     d.chunks = std::max<int64_t>(1, std::min(d.tiles, ceil_div(kModelSms * per_sm, d.ctiles)));

@@ -46,8 +46,7 @@ struct DwPlan {
   // Weight gradient: a thread sums kG taps (kG · vec = 16 accumulators); `tg` tap groups ×
   // vpp vectors are the (tap group, vector) pairs, each summed by `slices` threads over interleaved pixels.
   int tg = 0, slices = 0;
-  int64_t chunks = 0, per_chunk = 0;  // blocks along x (both kernels): tiles [chunk·per_chunk, +per_chunk) each
-  int bufs = 0;                       // staging buffers (2: the next tile is copied while one is used)
+  int64_t chunks = 0, per_chunk = 0;  // blocks along x: tiles [chunk·per_chunk, +per_chunk) each (bwd_data: 1)
   int64_t row_len = 0, wei_count = 0; // partial row: weights, then the bias (c_out) when with_bias
   std::size_t smem = 0;               // dynamic shared memory of a block, bytes
 };

@@ -3,8 +3,9 @@
 // Tile = ty×tx input pixels of one image × a channel tile of vpp 16-byte vectors. Both kernels copy the diff_dst
 // region a tile's taps reach — rows iy0·sh − ph .. + hb, columns likewise, zero-filled outside the image — into
 // shared memory as [row][column][vector] (and the weight gradient also the tile's source pixels), with one 16-byte
-// cp.async per vector, then take every tap from there. A weight-gradient block walks a contiguous range of tiles
-// (one wave of blocks on an H100) with two buffers: tile t + 1's copies are in flight while tile t is summed.
+// cp.async per vector, then take every tap from there. bwd_data: a block per tile, one buffer (up to five blocks
+// per SM). bwd_weights: a block walks a contiguous range of tiles (one wave of blocks on an H100) with two buffers:
+// tile t + 1's copies are in flight while tile t is summed.
 //   bwd_data: thread = (pixel, vector); dX = Σ_q Σ_p round(dY[oy(q)][ox(p)]) · w[q][p], taps in the order of
 //             the untiled kernel (q, then p ascending, taps outside the output image skipped): the same
 //             additions in the same order, so both kernels give the same bits.
@@ -169,25 +170,7 @@ __device__ __forceinline__ float use(float v) {
   else return round_in<R>(v);
 }
 
-// Rows of tap ranges for the tile at `a` into qr/pr: taps inside the output image, per tile row ly: oy(q) =
-// ob − dh·q ∈ [0, h_out) for q in [qlo, qhi) with ob = oy0 + ly·sh + dh·(kh − 1) (columns likewise) — the taps the
-// untiled kernel keeps, in its order, without a test per tap (two divisions per row, once per tile).
-__device__ __forceinline__ void tap_ranges(int2* qr, int2* pr, const TileAt& a, const DwPlan& d, const KGeom& g) {
-  const int kh = static_cast<int>(g.kh), kw = static_cast<int>(g.kw), dh = static_cast<int>(g.dh),
-            dw = static_cast<int>(g.dw);
-  if (threadIdx.x < d.ty) {
-    const int ob = a.oy0 + static_cast<int>(threadIdx.x) * static_cast<int>(g.sh) + dh * (kh - 1);
-    qr[threadIdx.x] = make_int2(max(0, cdiv(ob - static_cast<int>(g.h_out) + 1, dh)), min(kh, fdiv(ob, dh) + 1));
-  } else if (threadIdx.x >= 32 && threadIdx.x < 32 + d.tx) {
-    const int pb = a.ox0 + static_cast<int>(threadIdx.x - 32) * static_cast<int>(g.sw) + dw * (kw - 1);
-    pr[threadIdx.x - 32] = make_int2(max(0, cdiv(pb - static_cast<int>(g.w_out) + 1, dw)), min(kw, fdiv(pb, dw) + 1));
-  }
-}
-
-// A block walks the tiles [chunk·per_chunk, +per_chunk) of its channel tile, with two region buffers when it has
-// more than one (the copies of tile t + 1 in flight while tile t is multiplied; the weights, the thread's role and
-// its pixel walk set up once per block). The plan gives each block one tile (one buffer): measured faster here —
-// more blocks per SM hide the copies better (stream_depthwise_plan.cpp).
+// bwd_data: a block per tile (grid = tiles × channel tiles; the plan's per_chunk is 1 for it).
 template <DataType T, Precision R>
 __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView dsrc, const float* __restrict__ wei,
                                                              KGeom g, DwPlan d, Precision wprec) {
@@ -195,76 +178,64 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
   constexpr int VEC = 16 / sizeof(E);
   extern __shared__ uint4 smem_u4[];
   const int ct = d.vpp * VEC, kk = static_cast<int>(g.kh * g.kw), vpp = d.vpp;
-  const int kw = static_cast<int>(g.kw), sh = static_cast<int>(g.sh), sw = static_cast<int>(g.sw),
-            dh = static_cast<int>(g.dh), dw = static_cast<int>(g.dw), kh = static_cast<int>(g.kh);
+  const int kh = static_cast<int>(g.kh), kw = static_cast<int>(g.kw), sh = static_cast<int>(g.sh),
+            sw = static_cast<int>(g.sw), dh = static_cast<int>(g.dh), dw = static_cast<int>(g.dw);
   const int h_out = static_cast<int>(g.h_out), w_out = static_cast<int>(g.w_out);
-  const int rcells = d.hb * d.wb * vpp;
-  float* wsm = reinterpret_cast<float*>(smem_u4 + d.bufs * rcells);  // [tap][channel of the tile]
-  __shared__ int2 qrange[2][kDwTile], prange[2][kDwTile];
+  uint4* reg = smem_u4;
+  float* wsm = reinterpret_cast<float*>(smem_u4 + d.hb * d.wb * vpp);  // [tap][channel of the tile]
+  // Taps inside the output image, per tile row ly: oy(q) = ob − dh·q ∈ [0, h_out) for q in [qlo, qhi) with
+  // ob = oy0 + ly·sh + dh·(kh − 1) (columns likewise) — the taps the untiled kernel keeps, in its order, without a
+  // test per tap; computed once per block (two divisions each).
+  __shared__ int2 qrange[kDwTile], prange[kDwTile];
+  const TileAt a = tile_at(blockIdx.x, d, g);
+  if (threadIdx.x < d.ty) {
+    const int ob = a.oy0 + static_cast<int>(threadIdx.x) * sh + dh * (kh - 1);
+    qrange[threadIdx.x] = make_int2(max(0, cdiv(ob - h_out + 1, dh)), min(kh, fdiv(ob, dh) + 1));
+  } else if (threadIdx.x >= 32 && threadIdx.x < 32 + d.tx) {
+    const int pb = a.ox0 + static_cast<int>(threadIdx.x - 32) * sw + dw * (kw - 1);
+    prange[threadIdx.x - 32] = make_int2(max(0, cdiv(pb - w_out + 1, dw)), min(kw, fdiv(pb, dw) + 1));
+  }
   const int64_t c_tile = int64_t{blockIdx.y} * ct;
-  const int64_t t0 = int64_t{blockIdx.x} * d.per_chunk, t1 = min(d.tiles, t0 + d.per_chunk);
-  auto issue = [&](int64_t t, int slot) {
-    const TileAt a = tile_at(t, d, g);
-    stage<E>(smem_u4 + slot * rcells, ddst, a.n, c_tile, g.c_out, a.oy0, a.ox0, d.hb, d.wb, h_out, w_out, vpp, VEC);
-    cuda_tc::cp_async_commit();
-    tap_ranges(qrange[slot], prange[slot], a, d, g);
-  };
-  issue(t0, 0);
+  stage<E>(reg, ddst, a.n, c_tile, g.c_out, a.oy0, a.ox0, d.hb, d.wb, h_out, w_out, vpp, VEC);
+  cuda_tc::cp_async_commit();
   for (int i = threadIdx.x; i < kk * ct; i += kDwThreads) {  // weights rounded once (as stage_weights does)
     const int tap = i / ct, cl = i - tap * ct;
     const int64_t c = c_tile + cl;
     wsm[i] = c < g.c_in ? round_rt(wei[c * kk + tap], wprec) : 0.f;
   }
+  cuda_tc::cp_async_wait<0>();
+  __syncthreads();
+  round_staged<T, R>(reg, d.hb * d.wb * vpp);
+  if constexpr (kPreRound<T, R>) __syncthreads();
+
   const int v = threadIdx.x % vpp, slots = kDwThreads / vpp;
   const int64_t c = c_tile + int64_t{v} * VEC;
-  const bool cok = c < g.c_in;
+  if (c >= g.c_in) return;
+  E* __restrict__ ds = static_cast<E*>(dsrc.data) + a.n * dsrc.sn + c;
   const int npix = d.ty * d.tx;
-  const Walk walk0(threadIdx.x / vpp, slots, d.tx);
-
-  const bool ahead = d.bufs > 1;  // two buffers: tile t + 1 copied while tile t is used
-  for (int64_t t = t0; t < t1; ++t) {
-    const int slot = ahead ? static_cast<int>((t - t0) & 1) : 0;
-    if (ahead && t + 1 < t1) {
-      issue(t + 1, slot ^ 1);  // its buffer and tables were last read before the previous iteration's barrier
-      cuda_tc::cp_async_wait<1>();
-    } else {
-      cuda_tc::cp_async_wait<0>();
-    }
-    __syncthreads();  // tile t's region (and, the first time, the weights) visible to every thread
-    uint4* reg = smem_u4 + slot * rcells;
-    round_staged<T, R>(reg, rcells);
-    if constexpr (kPreRound<T, R>) __syncthreads();
-    const TileAt a = tile_at(t, d, g);
-    if (cok) {
-      E* __restrict__ ds = static_cast<E*>(dsrc.data) + a.n * dsrc.sn + c;
-      Walk k = walk0;
-      for (int pi = threadIdx.x / vpp; pi < npix; pi += slots, k.next()) {
-        const int ly = k.r, lx = k.c;
-        const int iy = a.iy0 + ly, ix = a.ix0 + lx;
-        if (iy >= g.h_in || ix >= g.w_in) continue;
-        // Region cell of tap (q, p): row ly·sh + dh·(kh − 1 − q), column lx·sw + dw·(kw − 1 − p).
-        const int qlo = qrange[slot][ly].x, qhi = qrange[slot][ly].y, plo = prange[slot][lx].x,
-                  phi = prange[slot][lx].y;
-        const int rb = ly * sh + dh * (kh - 1), cb = lx * sw + dw * (kw - 1);
-        float acc[VEC] = {};
-        for (int q = qlo; q < qhi; ++q) {
-          const uint4* rp = reg + ((rb - dh * q) * d.wb + (cb - dw * plo)) * vpp + v;  // each next p: dw left
-          const float* wp = wsm + (q * kw + plo) * ct + v * VEC;
+  Walk k(threadIdx.x / vpp, slots, d.tx);
+  for (int pi = threadIdx.x / vpp; pi < npix; pi += slots, k.next()) {
+    const int ly = k.r, lx = k.c;
+    const int iy = a.iy0 + ly, ix = a.ix0 + lx;
+    if (iy >= g.h_in || ix >= g.w_in) continue;
+    const int ob = a.oy0 + ly * sh + dh * (kh - 1), pb = a.ox0 + lx * sw + dw * (kw - 1);
+    const int qlo = qrange[ly].x, qhi = qrange[ly].y, plo = prange[lx].x, phi = prange[lx].y;
+    float acc[VEC] = {};
+    for (int q = qlo; q < qhi; ++q) {
+      // Region cell of (q, plo): row ob − dh·q − oy0, column pb − dw·plo − ox0; each next p is dw columns left.
+      const uint4* rp = reg + ((ob - dh * q - a.oy0) * d.wb + (pb - dw * plo - a.ox0)) * vpp + v;
+      const float* wp = wsm + (q * kw + plo) * ct + v * VEC;
 #pragma unroll 4
-          for (int p = plo; p < phi; ++p) {
-            float y[VEC];
-            unpack<T>(*rp, y);
+      for (int p = plo; p < phi; ++p) {
+        float y[VEC];
+        unpack<T>(*rp, y);
 #pragma unroll
-            for (int e = 0; e < VEC; ++e) acc[e] += use<T, R>(y[e]) * wp[e];
-            rp -= dw * vpp;
-            wp += ct;
-          }
-        }
-        st_global16(ds + iy * dsrc.sh + ix * dsrc.sw, pack<T>(acc));
+        for (int e = 0; e < VEC; ++e) acc[e] += use<T, R>(y[e]) * wp[e];
+        rp -= dw * vpp;
+        wp += ct;
       }
     }
-    __syncthreads();  // every thread is done with this buffer before the next iteration refills it
-    if (!ahead && t + 1 < t1) issue(t + 1, 0);
+    st_global16(ds + iy * dsrc.sh + ix * dsrc.sw, pack<T>(acc));
   }
 }
 

@@ -71,14 +71,14 @@ void check_plan(const core::Problem& p, const DwPlan& d) {
   EXPECT_GE(d.chunks, 1);
   EXPECT_GE(d.chunks * d.per_chunk, d.tiles);
   EXPECT_LT((d.chunks - 1) * d.per_chunk, d.tiles);
-  // The kernels place their buffers by `bufs`: the shared memory must hold that many.
-  if (p.dir == core::Direction::bwd_data) {  // a block per tile: one region buffer and the weights
+  // The kernels' shared-memory layouts: bwd_data one region buffer then the weights (a block per tile);
+  // bwd_weights two buffers of [region | source tile].
+  if (p.dir == core::Direction::bwd_data) {
     EXPECT_EQ(d.per_chunk, 1);
-    EXPECT_EQ(d.bufs, 1);
-    EXPECT_EQ(d.smem, d.bufs * region + static_cast<std::size_t>(g.kh * g.kw * d.vpp * d.vec) * sizeof(float));
+    EXPECT_EQ(d.chunks, d.tiles);
+    EXPECT_EQ(d.smem, region + static_cast<std::size_t>(g.kh * g.kw * d.vpp * d.vec) * sizeof(float));
     return;
   }
-  EXPECT_EQ(d.bufs, 2);
   // Weight gradient: tap groups cover the taps, the roles fit the block, the reduction buffers fit the shared
   // memory, the chunks cover every tile once.
   const int G = dw_taps_per_thread(d.vec);
