@@ -252,7 +252,7 @@ __global__ void __launch_bounds__(kDwThreads, 2) wgrad_tiled(KView src, KView dd
   const int h_out = static_cast<int>(g.h_out), w_out = static_cast<int>(g.w_out), h_in = static_cast<int>(g.h_in),
             w_in = static_cast<int>(g.w_in);
   // Two buffers of [region cells | source pixels of the tile] (× vpp vectors): tile t + 1 is copied while tile t
-  // is summed, as in bwd_data_tiled.
+  // is summed.
   const int rcells = d.hb * d.wb * vpp, xcells = d.ty * d.tx * vpp;
   const int64_t c_tile = int64_t{blockIdx.y} * ct;
   const int64_t t0 = int64_t{blockIdx.x} * d.per_chunk, t1 = min(d.tiles, t0 + d.per_chunk);
