@@ -143,15 +143,16 @@ core::Status dispatch_act(DataType act, Precision prec, F&& f) {
 }
 
 // ---- 8-channel loads and stores ---------------------------------------------------------------------------
-// Aligned forms: p is 16-byte aligned (host checks base pointer, strides and channel offsets).
+// 16 bytes of activations (4 float32 or 8 16-bit values) to floats, and back (the 16-bit halves of ld8_aligned and
+// st8_aligned, and the tiled depthwise kernels' shared-memory vectors).
 template <DataType T>
-__device__ __forceinline__ void ld8_aligned(const typename Act<T>::type* p, float (&v)[8]) {
+__device__ __forceinline__ void unpack16(const uint4& u, float (&v)[16 / sizeof(typename Act<T>::type)]) {
   if constexpr (T == DataType::float32) {
-    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
-    const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
-    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    v[0] = __uint_as_float(u.x);
+    v[1] = __uint_as_float(u.y);
+    v[2] = __uint_as_float(u.z);
+    v[3] = __uint_as_float(u.w);
   } else {
-    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
     const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -170,12 +171,10 @@ __device__ __forceinline__ void ld8_aligned(const typename Act<T>::type* p, floa
     }
   }
 }
-
 template <DataType T>
-__device__ __forceinline__ void st8_aligned(typename Act<T>::type* p, const float (&v)[8]) {
+__device__ __forceinline__ uint4 pack16(const float (&v)[16 / sizeof(typename Act<T>::type)]) {
   if constexpr (T == DataType::float32) {
-    reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
-    reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+    return make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
   } else {
     uint32_t w[4];
 #pragma unroll
@@ -188,7 +187,29 @@ __device__ __forceinline__ void st8_aligned(typename Act<T>::type* p, const floa
         memcpy(&w[i], &h, 4);
       }
     }
-    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// Aligned forms: p is 16-byte aligned (host checks base pointer, strides and channel offsets).
+template <DataType T>
+__device__ __forceinline__ void ld8_aligned(const typename Act<T>::type* p, float (&v)[8]) {
+  if constexpr (T == DataType::float32) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+  } else {
+    unpack16<T>(__ldg(reinterpret_cast<const uint4*>(p)), v);
+  }
+}
+
+template <DataType T>
+__device__ __forceinline__ void st8_aligned(typename Act<T>::type* p, const float (&v)[8]) {
+  if constexpr (T == DataType::float32) {
+    reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+  } else {
+    *reinterpret_cast<uint4*>(p) = pack16<T>(v);
   }
 }
 

@@ -23,53 +23,6 @@
 namespace tconv::cuda_stream {
 namespace {
 
-// 16 bytes of activations (4 float32 or 8 16-bit values) to floats, and back.
-template <DataType T>
-__device__ __forceinline__ void unpack(const uint4& u, float (&v)[16 / sizeof(typename Act<T>::type)]) {
-  if constexpr (T == DataType::float32) {
-    v[0] = __uint_as_float(u.x);
-    v[1] = __uint_as_float(u.y);
-    v[2] = __uint_as_float(u.z);
-    v[3] = __uint_as_float(u.w);
-  } else {
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float2 f;
-      if constexpr (T == DataType::float16) {
-        __half2 h;
-        memcpy(&h, &w[i], 4);
-        f = __half22float2(h);
-      } else {
-        __nv_bfloat162 h;
-        memcpy(&h, &w[i], 4);
-        f = __bfloat1622float2(h);
-      }
-      v[2 * i] = f.x;
-      v[2 * i + 1] = f.y;
-    }
-  }
-}
-template <DataType T>
-__device__ __forceinline__ uint4 pack(const float (&v)[16 / sizeof(typename Act<T>::type)]) {
-  if constexpr (T == DataType::float32) {
-    return make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
-  } else {
-    uint32_t w[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if constexpr (T == DataType::float16) {
-        const __half2 h = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
-        memcpy(&w[i], &h, 4);
-      } else {
-        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-        memcpy(&w[i], &h, 4);
-      }
-    }
-    return make_uint4(w[0], w[1], w[2], w[3]);
-  }
-}
-
 // One 16-byte global store (the compiler split a uint4 assignment through the cast pointer into four 4-byte ones).
 __device__ __forceinline__ void st_global16(void* p, const uint4& u) {
   asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(u.x), "r"(u.y), "r"(u.z), "r"(u.w)
@@ -228,14 +181,14 @@ __global__ void __launch_bounds__(kDwThreads) bwd_data_tiled(KView ddst, KView d
 #pragma unroll 4
       for (int p = plo; p < phi; ++p) {
         float y[VEC];
-        unpack<T>(*rp, y);
+        unpack16<T>(*rp, y);
 #pragma unroll
         for (int e = 0; e < VEC; ++e) acc[e] += use<T, R>(y[e]) * wp[e];
         rp -= dw * vpp;
         wp += ct;
       }
     }
-    st_global16(ds + iy * dsrc.sh + ix * dsrc.sw, pack<T>(acc));
+    st_global16(ds + iy * dsrc.sh + ix * dsrc.sw, pack16<T>(acc));
   }
 }
 
@@ -314,9 +267,9 @@ __global__ void __launch_bounds__(kDwThreads, 2) wgrad_tiled(KView src, KView dd
         float y[VEC];
         if (static_cast<unsigned>(r) < static_cast<unsigned>(d.hb) &&
             static_cast<unsigned>(cc) < static_cast<unsigned>(d.wb)) {
-          unpack<T>(reg[(r * d.wb + cc) * vpp + v], y);
+          unpack16<T>(reg[(r * d.wb + cc) * vpp + v], y);
         } else {  // outside the region (strides longer than the kernel's extent, image edges): from memory
-          unpack<T>(__ldg(reinterpret_cast<const uint4*>(dd + a.n * ddst.sn + oy * ddst.sh + ox * ddst.sw + c)), y);
+          unpack16<T>(__ldg(reinterpret_cast<const uint4*>(dd + a.n * ddst.sn + oy * ddst.sh + ox * ddst.sw + c)), y);
         }
 #pragma unroll
         for (int e = 0; e < VEC; ++e) bacc[e] += y[e];
@@ -334,7 +287,7 @@ __global__ void __launch_bounds__(kDwThreads, 2) wgrad_tiled(KView src, KView dd
         const int ly = pk.r, lx = pk.c;
         if (a.iy0 + ly >= h_in || a.ix0 + lx >= w_in) continue;
         float x[VEC];
-        unpack<T>(xs[pi * vpp + v], x);
+        unpack16<T>(xs[pi * vpp + v], x);
 #pragma unroll
         for (int e = 0; e < VEC; ++e) x[e] = use<T, R>(x[e]);
         // Output position of tap j: (oyp + roff[j], oxp + coff[j]); its cell: pbase + toff[j].
@@ -346,7 +299,7 @@ __global__ void __launch_bounds__(kDwThreads, 2) wgrad_tiled(KView src, KView dd
               static_cast<unsigned>(oxp + coff[j]) >= static_cast<unsigned>(w_out))
             continue;
           float y[VEC];
-          unpack<T>(reg[pbase + toff[j]], y);
+          unpack16<T>(reg[pbase + toff[j]], y);
 #pragma unroll
           for (int e = 0; e < VEC; ++e) acc[j][e] += x[e] * use<T, R>(y[e]);
         }
