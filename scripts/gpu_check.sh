@@ -132,30 +132,34 @@ done
 hook wgrad_tf32_wgmma_split3 TCONV_TC_WGRAD_VARIANT=4 TCONV_TC_WGRAD_SPLIT=3
 hook wgrad_v1 TCONV_TC_WGRAD_VARIANT=1
 hook wgrad_v2 TCONV_TC_WGRAD_VARIANT=2
-# cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines);
-# then forced split-K counts (data gradient 3 slab ranges, weight gradient 3 pixel chunks) on the 128×32 and
-# 128×128 tiles, so that the split paths of the 16-byte and the scalar loaders run on the small test shapes.
-simt_hook() {  # simt_hook NAME VAR=VALUE...
-  local name=$1; shift
-  env "$@" TCONV_CUDA_TEST_ALGORITHMS=cuda_simt_f32,cuda_direct \
-    timeout 60 "$TEST_BIN" --gtest_filter='Classes/CudaShapes.*float32_fp32' >"$OUT/hook_$name.log" 2>&1
+# algo_hook NAME ALGORITHMS FILTER VAR=VALUE...: the classes of FILTER restricted to ALGORITHMS, with the
+# variables set (hook_NAME.log).
+algo_hook() {
+  local name=$1 algos=$2 filter=$3; shift 3
+  env "$@" TCONV_CUDA_TEST_ALGORITHMS="$algos" \
+    timeout 60 "$TEST_BIN" --gtest_filter="$filter" >"$OUT/hook_$name.log" 2>&1
   local rc=$?
   note "$(printf '%-22s rc=%-4s %s' "hook_$name" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_$name.log" | tr '\n' ' ')")"
 }
 # cuda_stream_depthwise: its depthwise classes with the tiled gradients (the default on 16-byte aligned views)
 # and with TCONV_STREAM_DW_TILED=0 (the untiled kernels on every class).
-dw_hook() {  # dw_hook NAME VAR=VALUE...
-  local name=$1; shift
-  env "$@" TCONV_CUDA_TEST_ALGORITHMS=cuda_stream_depthwise \
-    timeout 60 "$TEST_BIN" --gtest_filter='Classes/CudaShapes.*/dw_*:Classes/CudaShapes.*/depthwise_wide_*' \
-    >"$OUT/hook_$name.log" 2>&1
-  local rc=$?
-  note "$(printf '%-22s rc=%-4s %s' "hook_$name" "$rc" "$(grep -E '^\[  (PASSED|FAILED) ' "$OUT/hook_$name.log" | tr '\n' ' ')")"
-}
-dw_hook dw_tiled
-dw_hook dw_untiled TCONV_STREAM_DW_TILED=0
-for t in 0 1 2 3 4; do simt_hook simt_tile$t TCONV_SIMT_F32_TILE=$t; done
-for t in 0 4; do simt_hook simt_tile${t}_split3 TCONV_SIMT_F32_TILE=$t TCONV_SIMT_F32_SPLIT=3 TCONV_SIMT_F32_WSPLIT=3; done
+DW_FILTER='Classes/CudaShapes.*/dw_*:Classes/CudaShapes.*/depthwise_wide_*'
+algo_hook dw_tiled cuda_stream_depthwise "$DW_FILTER"
+algo_hook dw_untiled cuda_stream_depthwise "$DW_FILTER" TCONV_STREAM_DW_TILED=0
+# cuda_tap_gemm: its classes and determinism test with two blocks (TCONV_TAP_GEMM_BLOCKS=2: every block walks
+# many tiles, where the default grid gives the small test shapes one tile per block).
+TAP_FILTER='Classes/CudaShapes.*/tap_*:Classes/CudaShapes.*/few_out_channels_*:Classes/CudaShapes.*/one_out_channel_k9_*:'\
+'CudaDeterminism.TapGemmHundredRunsBitIdentical'
+algo_hook tap_blocks2 cuda_tap_gemm,cuda_direct "$TAP_FILTER" TCONV_TAP_GEMM_BLOCKS=2
+# cuda_simt_f32's tile shapes, each forced on every true-fp32 class (cuda_direct takes the classes it declines);
+# then forced split-K counts (data gradient 3 slab ranges, weight gradient 3 pixel chunks) on the 128×32 and
+# 128×128 tiles, so that the split paths of the 16-byte and the scalar loaders run on the small test shapes.
+SIMT_FILTER='Classes/CudaShapes.*float32_fp32'
+for t in 0 1 2 3 4; do algo_hook simt_tile$t cuda_simt_f32,cuda_direct "$SIMT_FILTER" TCONV_SIMT_F32_TILE=$t; done
+for t in 0 4; do
+  algo_hook simt_tile${t}_split3 cuda_simt_f32,cuda_direct "$SIMT_FILTER" TCONV_SIMT_F32_TILE=$t TCONV_SIMT_F32_SPLIT=3 \
+    TCONV_SIMT_F32_WSPLIT=3
+done
 
 # ---- 4. compute-sanitizer ------------------------------------------------------------------------------------
 # Our kernels on representative classes (all directions, all image types, padded views, split-K, bias kernels);
@@ -180,6 +184,14 @@ if command -v compute-sanitizer >/dev/null; then
     TCONV_CUDA_TEST_ALGORITHMS=$OWN step "sanitizer_$tool" 90 "$OUT/sanitizer_$tool.log" \
       compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 9 "$TEST_BIN" --gtest_filter="$FILTER"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/sanitizer_$tool.log" | tail -2 | sed 's/^/    /' | tee -a "$SUMMARY"
+  done
+  # cuda_tap_gemm with blocks walking many tiles under memcheck and racecheck.
+  for tool in memcheck racecheck; do
+    TCONV_TAP_GEMM_BLOCKS=2 TCONV_CUDA_TEST_ALGORITHMS=cuda_tap_gemm,cuda_direct step "sanitizer_${tool}_tap" 60 \
+      "$OUT/sanitizer_${tool}_tap.log" compute-sanitizer --tool "$tool" --error-exitcode 9 "$TEST_BIN" \
+      --gtest_filter='Classes/CudaShapes.*/tap_*_bfloat16_bf16:Classes/CudaShapes.*/tap_*_float32_fp32:Classes/CudaShapes.*/tap_k7_*:'\
+'Classes/CudaShapes.*/one_out_channel_k9_float32_fp32:Classes/CudaShapes.*/few_out_channels_float32_tf32'
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer_${tool}_tap.log" | tail -1 | sed 's/^/    /' | tee -a "$SUMMARY"
   done
   # cuDNN path once under memcheck (our layout/bias kernels around it).
   TCONV_CUDA_TEST_ALGORITHMS=cuda_cudnn step sanitizer_memcheck_cudnn 40 "$OUT/sanitizer_memcheck_cudnn.log" \

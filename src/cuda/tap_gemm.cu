@@ -102,6 +102,7 @@ struct Params {
   int tr, tc, tc_shift, win_rows, win_cols, win_elems, K, Kp, wpitch, ctiles, ktiles, row_tiles, col_tiles;
   int64_t n, tiles, tiles_per_chunk, chunks, wei_count, row_len;
   int with_bias, vec;
+  int rel32, dsh, dsw;  // window offsets in 32 bits (window_load), diff_dst's row and pixel strides then
   FastDiv div_og, div_win_cols, div_w_out, div_h_out;
 };
 
@@ -183,12 +184,17 @@ constexpr int kWinBatch = 8;  // window elements per thread and round (kThreads�
 
 // The diff_dst window of a tile: win[(r·win_cols + col)·og + o] = diff_dst[n][oy0 + r][ox0 + col][grp·og + o],
 // zero outside the image. Round `round` covers elements [round·1024, round·1024 + 1024).
-template <class M>
+// kRel32 (Params::rel32: every element's offset from the window's origin fits 32 bits, true unless diff_dst's
+// rows are over 2^31 / win_rows elements apart): the offset is r·sh + col·sw + o in 32-bit multiply-adds added to
+// the origin's 64-bit offset, where the general form took three 64-bit products per element (ncu: the window
+// staging was about a third of the data gradient's instructions).
+template <class M, bool kRel32>
 __device__ __forceinline__ void window_load(const Params& p, const TileAt& at, int grp, int round,
                                             Stage<M> (&v)[kWinBatch]) {
   const int oy0 = at.iy0 * p.sh - p.ph, ox0 = at.ix0 * p.sw - p.pw;
   const char* dyb = static_cast<const char*>(p.dy.data);
   const int64_t img_off = at.n * p.dy.sn + int64_t{grp} * p.og;
+  const int64_t origin = img_off + int64_t{oy0} * p.dy.sh + int64_t{ox0} * p.dy.sw;
 #pragma unroll
   for (int u = 0; u < kWinBatch; ++u) {
     const int i = (round * kWinBatch + u) * kThreads + threadIdx.x;
@@ -196,8 +202,14 @@ __device__ __forceinline__ void window_load(const Params& p, const TileAt& at, i
     const int r = static_cast<int>(p.div_win_cols.div(rc)), col = rc - r * p.win_cols;
     const int oy = oy0 + r, ox = ox0 + col;
     v[u] = 0;
-    if (i < p.win_elems && oy >= 0 && oy < p.h_out && ox >= 0 && ox < p.w_out)
-      v[u] = image_bits<M>(dyb, img_off + oy * p.dy.sh + ox * p.dy.sw + o);
+    if (i < p.win_elems && static_cast<unsigned>(oy) < static_cast<unsigned>(p.h_out) &&
+        static_cast<unsigned>(ox) < static_cast<unsigned>(p.w_out)) {
+      if constexpr (kRel32) {
+        v[u] = image_bits<M>(dyb, origin + (r * p.dsh + col * p.dsw + o));
+      } else {
+        v[u] = image_bits<M>(dyb, img_off + oy * p.dy.sh + ox * p.dy.sw + o);
+      }
+    }
   }
 }
 template <class M>
@@ -209,12 +221,20 @@ __device__ __forceinline__ void window_store(const Params& p, int round, const S
     if (i < p.win_elems) win[i] = v[u];
   }
 }
-template <class M>
-__device__ __forceinline__ void stage_window(const Params& p, const TileAt& at, int grp, Stage<M>* win) {
+template <class M, bool kRel32>
+__device__ __forceinline__ void stage_window_rounds(const Params& p, const TileAt& at, int grp, Stage<M>* win) {
   for (int round = 0; round * kWinBatch * kThreads < p.win_elems; ++round) {
     Stage<M> v[kWinBatch];
-    window_load<M>(p, at, grp, round, v);
+    window_load<M, kRel32>(p, at, grp, round, v);
     window_store<M>(p, round, v, win);
+  }
+}
+template <class M>
+__device__ __forceinline__ void stage_window(const Params& p, const TileAt& at, int grp, Stage<M>* win) {
+  if (p.rel32) {
+    stage_window_rounds<M, true>(p, at, grp, win);
+  } else {
+    stage_window_rounds<M, false>(p, at, grp, win);
   }
 }
 
@@ -399,23 +419,26 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Params p) {
   float acc[8][4] = {};
 #pragma unroll 2
   for (int k0 = 0; k0 < p.Kp; k0 += M::kK) {
+    // Entries k ≥ K (offset 0: inside the window) are loaded and masked to zero, not branched around (a
+    // branch per element, see dw_kernel).
     uint32_t a[4];
     if constexpr (M::kK == 16) {
       const int k = k0 + tig * 2;
       const int o0 = offk[k], o1 = offk[k + 1], o2 = offk[k + 8], o3 = offk[k + 9];
-      const bool v0 = k < p.K, v1 = k + 1 < p.K, v2 = k + 8 < p.K, v3 = k + 9 < p.K;
-      a[0] = pack2(v0 ? win[ba + o0] : 0, v1 ? win[ba + o1] : 0);
-      a[1] = pack2(v0 ? win[bb + o0] : 0, v1 ? win[bb + o1] : 0);
-      a[2] = pack2(v2 ? win[ba + o2] : 0, v3 ? win[ba + o3] : 0);
-      a[3] = pack2(v2 ? win[bb + o2] : 0, v3 ? win[bb + o3] : 0);
+      const uint32_t m01 = (k < p.K ? 0xffffu : 0u) | (k + 1 < p.K ? 0xffff0000u : 0u);
+      const uint32_t m23 = (k + 8 < p.K ? 0xffffu : 0u) | (k + 9 < p.K ? 0xffff0000u : 0u);
+      a[0] = pack2(win[ba + o0], win[ba + o1]) & m01;
+      a[1] = pack2(win[bb + o0], win[bb + o1]) & m01;
+      a[2] = pack2(win[ba + o2], win[ba + o3]) & m23;
+      a[3] = pack2(win[bb + o2], win[bb + o3]) & m23;
     } else {
       const int k = k0 + tig;
       const int o0 = offk[k], o1 = offk[k + 4];
-      const bool v0 = k < p.K, v1 = k + 4 < p.K;
-      a[0] = v0 ? win[ba + o0] : 0u;
-      a[1] = v0 ? win[bb + o0] : 0u;
-      a[2] = v1 ? win[ba + o1] : 0u;
-      a[3] = v1 ? win[bb + o1] : 0u;
+      const uint32_t m0 = k < p.K ? ~0u : 0u, m1 = k + 4 < p.K ? ~0u : 0u;
+      a[0] = win[ba + o0] & m0;
+      a[1] = win[bb + o0] & m0;
+      a[2] = win[ba + o1] & m1;
+      a[3] = win[bb + o1] & m1;
     }
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -472,13 +495,12 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Params p) {
 }
 
 // ---- weight gradient -------------------------------------------------------------------------------------
-// smem: offk[128] int | red[og][128] float (bias) | xs[64][kXPitch] (B as [pixel][c]) | win[win_elems]
+// smem: red[og][128] float (bias) | xs[64][kXPitch] (B as [pixel][c]) | win[win_elems]
 template <class M>
-__global__ void __launch_bounds__(kThreads) dw_kernel(Params p) {
+__global__ void __launch_bounds__(kThreads, M::kK == 8 ? 4 : 0) dw_kernel(Params p) {
   using S = Stage<M>;
   extern __shared__ uint4 smem4[];
-  int* offk = reinterpret_cast<int*>(smem4);
-  float* red = reinterpret_cast<float*>(offk + kKRows);
+  float* red = reinterpret_cast<float*>(smem4);
   S* xs = reinterpret_cast<S*>(red + kMaxOg * kThreads);
   S* win = xs + kTilePx * kXPitch;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
@@ -488,13 +510,19 @@ __global__ void __launch_bounds__(kThreads) dw_kernel(Params p) {
   const int kb = kt * kKRows, c0 = ct * kCTile;
   const int nc = min(kCTile, p.ig - c0), kn = min(kKRows, p.K - kb);
   const int wm = warp >> 1, wn = warp & 1;  // m-tiles wm, wm + 2, ...; n-tiles wn, wn + 2, ...
-  for (int i = threadIdx.x; i < kKRows; i += kThreads) offk[i] = k_offset(p, kb + i);
+  // Window offsets of the thread's two A rows per m-tile (gid, gid + 8), in registers for the whole chunk.
+  int ko[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    ko[i][0] = k_offset(p, kb + (wm + 2 * i) * 16 + gid);
+    ko[i][1] = k_offset(p, kb + (wm + 2 * i) * 16 + gid + 8);
+  }
 
   float acc[4][4][4] = {};
   const int64_t t_begin = chunk * p.tiles_per_chunk, t_end = min(p.tiles, t_begin + p.tiles_per_chunk);
   for (int64_t t = t_begin; t < t_end; ++t) {
     const TileAt at = tile_at(p, t);
-    __syncthreads();  // the previous tile's fragments are read (and offk is written)
+    __syncthreads();  // the previous tile's fragments are read
     stage_window<M>(p, at, grp, win);
     stage_src<M>(p, at, grp, c0, nc, xs);
     __syncthreads();
@@ -502,24 +530,26 @@ __global__ void __launch_bounds__(kThreads) dw_kernel(Params p) {
     // so that an infinite diff_dst there cannot make 0·∞.
     const int rows_in = min(p.tr, p.h_in - at.iy0), cols_in = min(p.tc, p.w_in - at.ix0);
     auto px_ok = [&](int m) { return (m >> p.tc_shift) < rows_in && (m & (p.tc - 1)) < cols_in; };
-#pragma unroll
+#pragma unroll 1
     for (int ks = 0; ks < kTilePx; ks += M::kK) {
-      // A (rows k, columns pixels): this thread's pixel columns and their window origins.
+      // A (rows k, columns pixels): this thread's pixel columns, their window origins and masks. Every A element
+      // is loaded (a tile pixel's window origin plus any tap offset lies inside the window, whether or not the
+      // pixel is in the image) and masked afterwards: a masked load per element made the compiler branch around
+      // each one and recompute its address inside the branch (about 12 instructions per element).
       int bp[4];
-      bool okp[4];
+      uint32_t mk[2];  // 16-bit: the masks of pixel pairs (0, 1) and (2, 3); tf32: of pixels 0 and 1
       if constexpr (M::kK == 16) {
         const int pc[4] = {ks + tig * 2, ks + tig * 2 + 1, ks + tig * 2 + 8, ks + tig * 2 + 9};
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          bp[u] = px_base(p, pc[u]);
-          okp[u] = px_ok(pc[u]);
-        }
+        for (int u = 0; u < 4; ++u) bp[u] = px_base(p, pc[u]);
+        mk[0] = (px_ok(pc[0]) ? 0xffffu : 0u) | (px_ok(pc[1]) ? 0xffff0000u : 0u);
+        mk[1] = (px_ok(pc[2]) ? 0xffffu : 0u) | (px_ok(pc[3]) ? 0xffff0000u : 0u);
       } else {
         const int pc[2] = {ks + tig, ks + tig + 4};
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
           bp[u] = px_base(p, pc[u]);
-          okp[u] = px_ok(pc[u]);
+          mk[u] = px_ok(pc[u]) ? ~0u : 0u;
         }
       }
       // B (rows pixels, columns channels) for this warp's n-tiles.
@@ -539,19 +569,18 @@ __global__ void __launch_bounds__(kThreads) dw_kernel(Params p) {
       for (int i = 0; i < 4; ++i) {
         const int mi = wm + 2 * i;
         if (mi * 16 >= kn) continue;
-        const int oa = offk[mi * 16 + gid], ob = offk[mi * 16 + gid + 8];
+        const int oa = ko[i][0], ob = ko[i][1];
         uint32_t a[4];
         if constexpr (M::kK == 16) {
-          auto w = [&](int u, int off) -> uint16_t { return okp[u] ? win[bp[u] + off] : uint16_t{0}; };
-          a[0] = pack2(w(0, oa), w(1, oa));
-          a[1] = pack2(w(0, ob), w(1, ob));
-          a[2] = pack2(w(2, oa), w(3, oa));
-          a[3] = pack2(w(2, ob), w(3, ob));
+          a[0] = pack2(win[bp[0] + oa], win[bp[1] + oa]) & mk[0];
+          a[1] = pack2(win[bp[0] + ob], win[bp[1] + ob]) & mk[0];
+          a[2] = pack2(win[bp[2] + oa], win[bp[3] + oa]) & mk[1];
+          a[3] = pack2(win[bp[2] + ob], win[bp[3] + ob]) & mk[1];
         } else {
-          a[0] = okp[0] ? win[bp[0] + oa] : 0u;
-          a[1] = okp[0] ? win[bp[0] + ob] : 0u;
-          a[2] = okp[1] ? win[bp[1] + oa] : 0u;
-          a[3] = okp[1] ? win[bp[1] + ob] : 0u;
+          a[0] = win[bp[0] + oa] & mk[0];
+          a[1] = win[bp[0] + ob] & mk[0];
+          a[2] = win[bp[1] + oa] & mk[1];
+          a[3] = win[bp[1] + ob] & mk[1];
         }
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
@@ -646,12 +675,15 @@ __global__ void __launch_bounds__(kThreads) dx_fma_kernel(Params p) {
   }  // tiles
 }
 
-// Weight gradient. smem as dw_kernel's (offk unused). Thread t owns k rows t/8 + 16·i (i < 8) × channels
-// 8·(t % 8) .. +7 (64 accumulators); per pixel of the tile, 8 gathered window loads and two float4 source loads
-// feed 64 multiply-adds. Pixels outside the image are skipped (the same for every thread); pixels in order.
-__global__ void __launch_bounds__(kThreads) dw_fma_kernel(Params p) {
+// Weight gradient. smem as dw_kernel's. Thread t owns k rows t/8 + 16·i (i < kRows) × channels
+// 8·(t % 8) .. +7 (8·kRows accumulators); per pixel of the tile, kRows gathered window loads and two float4 source
+// loads feed 8·kRows multiply-adds. Pixels outside the image are skipped (the same for every thread); pixels in
+// order. kRows = 4 serves K ≤ 64 (dcgan_g5's 48) and 6 K ≤ 96 (fsrcnn_x3's 81) at four blocks per SM: the 8-row
+// kernel's 166 registers held three, so 512 blocks ran in 1.3 waves, and rows past K only cost registers.
+template <int kRows>
+__global__ void __launch_bounds__(kThreads, kRows <= 6 ? 4 : 0) dw_fma_kernel(Params p) {
   extern __shared__ uint4 smem4[];
-  float* red = reinterpret_cast<float*>(reinterpret_cast<int*>(smem4) + kKRows);
+  float* red = reinterpret_cast<float*>(smem4);
   uint32_t* xs = reinterpret_cast<uint32_t*>(red + kMaxOg * kThreads);
   uint32_t* win = xs + kTilePx * kXPitch;
   const int64_t chunk = blockIdx.x;
@@ -661,11 +693,11 @@ __global__ void __launch_bounds__(kThreads) dw_fma_kernel(Params p) {
   const int nc = min(kCTile, p.ig - c0), kn = min(kKRows, p.K - kb);
   const int kg = threadIdx.x >> 3, cg = threadIdx.x & 7;
   const int kg_warp = (threadIdx.x >> 5) * 4;  // smallest kg of this warp: rows it skips are skipped warp-wide
-  const int nrows = min(8, (kn - kg_warp + 15) / 16);  // rows i with kg_warp + 16·i < kn (the same in the warp)
-  int off[8];
+  const int nrows = min(kRows, (kn - kg_warp + 15) / 16);  // rows i with kg_warp + 16·i < kn (same in the warp)
+  int off[kRows];
 #pragma unroll
-  for (int i = 0; i < 8; ++i) off[i] = k_offset(p, kb + kg + 16 * i);
-  float acc[8][8] = {};
+  for (int i = 0; i < kRows; ++i) off[i] = k_offset(p, kb + kg + 16 * i);
+  float acc[kRows][8] = {};
   const int64_t t_begin = chunk * p.tiles_per_chunk, t_end = min(p.tiles, t_begin + p.tiles_per_chunk);
   for (int64_t t = t_begin; t < t_end; ++t) {
     const TileAt at = tile_at(p, t);
@@ -680,7 +712,7 @@ __global__ void __launch_bounds__(kThreads) dw_fma_kernel(Params p) {
     // still adds its pixels in order.
 #pragma unroll 1
     for (int m = 0; m < kTilePx; m += 2) {
-      float a[2][8], x[2][8];
+      float a[2][kRows], x[2][8];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int mm = m + h;
@@ -690,13 +722,14 @@ __global__ void __launch_bounds__(kThreads) dw_fma_kernel(Params p) {
         const float4 x1 = *reinterpret_cast<const float4*>(xs + mm * kXPitch + cg * 8 + 4);
         x[h][0] = x0.x; x[h][1] = x0.y; x[h][2] = x0.z; x[h][3] = x0.w;
         x[h][4] = x1.x; x[h][5] = x1.y; x[h][6] = x1.z; x[h][7] = x1.w;
+        const uint32_t mask = ok ? ~0u : 0u;  // loaded unconditionally, masked (see dw_kernel)
 #pragma unroll
-        for (int i = 0; i < 8; ++i) a[h][i] = ok ? __uint_as_float(win[base + off[i]]) : 0.f;
+        for (int i = 0; i < kRows; ++i) a[h][i] = __uint_as_float(win[base + off[i]] & mask);
       }
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
+        for (int i = 0; i < kRows; ++i) {
           if (i >= nrows) break;
 #pragma unroll
           for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[h][i], x[h][j], acc[i][j]);
@@ -705,7 +738,7 @@ __global__ void __launch_bounds__(kThreads) dw_fma_kernel(Params p) {
   }
   float* prow = p.part + chunk * p.row_len;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < kRows; ++i) {
     const int r = kg + 16 * i;
     if (r >= kn) continue;
     float* w = prow + weight_row(p, grp, kb + r) + c0;
@@ -830,7 +863,7 @@ Plan make_plan(const core::Problem& p, int kk, int sbytes, bool fma) {
     k.with_bias = p.with_bias ? 1 : 0;
     k.vec = k.ig % vec == 0 ? 1 : 0;  // the view's alignment is checked per call (run_bwd_weights)
     plan.workspace = static_cast<std::size_t>(k.chunks * k.row_len) * sizeof(float);
-    plan.smem = static_cast<std::size_t>(kKRows) * 4 + static_cast<std::size_t>(kMaxOg) * kThreads * 4 +
+    plan.smem = static_cast<std::size_t>(kMaxOg) * kThreads * 4 +
                 static_cast<std::size_t>(kTilePx) * kXPitch * sbytes + static_cast<std::size_t>(k.win_elems) * sbytes;
   }
   plan.smem = (plan.smem + 15) / 16 * 16;
@@ -864,6 +897,11 @@ Plan bound_plan(const core::Problem& p, const core::TensorView& img, const core:
   Plan plan = plan_of<M>(p);
   plan.k.img = kview(img);
   plan.k.dy = kview(dy);
+  const int64_t span = int64_t{plan.k.win_rows} * std::abs(plan.k.dy.sh) + int64_t{plan.k.win_cols} * std::abs(plan.k.dy.sw) +
+                       plan.k.og;
+  plan.k.rel32 = span < (int64_t{1} << 31) ? 1 : 0;
+  plan.k.dsh = plan.k.rel32 ? static_cast<int>(plan.k.dy.sh) : 0;
+  plan.k.dsw = plan.k.rel32 ? static_cast<int>(plan.k.dy.sw) : 0;
   return plan;
 }
 
@@ -907,7 +945,10 @@ core::Status run_bwd_weights(const core::Problem& p, const core::Args& a, void* 
                   static_cast<unsigned>(p.g.groups * plan.k.ktiles * plan.k.ctiles));
   const core::Status s = [&] {
     if constexpr (std::is_same_v<M, Fma32>) {
-      return launch(dw_fma_kernel, grid, plan, stream, "cuda_tap_gemm weight gradient (fp32)");
+      const char* what = "cuda_tap_gemm weight gradient (fp32)";
+      return plan.k.K <= 64   ? launch(dw_fma_kernel<4>, grid, plan, stream, what)
+             : plan.k.K <= 96 ? launch(dw_fma_kernel<6>, grid, plan, stream, what)
+                              : launch(dw_fma_kernel<8>, grid, plan, stream, what);
     } else {
       return launch(dw_kernel<M>, grid, plan, stream, "cuda_tap_gemm weight gradient");
     }
