@@ -497,6 +497,9 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Params p) {
 
 // ---- weight gradient -------------------------------------------------------------------------------------
 // smem: red[og][128] float (bias) | xs[64][kXPitch] (B as [pixel][c]) | win[win_elems]
+// Registers: tf32 is held to four blocks per SM (128; left to itself the compiler took 168, three blocks, and the
+// 512 blocks ran in 1.3 waves; the spill is in the scalar source staging only); a minimum of 0 leaves the 16-bit
+// kernels as the compiler sizes them (128 registers).
 template <class M>
 __global__ void __launch_bounds__(kThreads, M::kK == 8 ? 4 : 0) dw_kernel(Params p) {
   using S = Stage<M>;
@@ -531,6 +534,7 @@ __global__ void __launch_bounds__(kThreads, M::kK == 8 ? 4 : 0) dw_kernel(Params
     // so that an infinite diff_dst there cannot make 0·∞.
     const int rows_in = min(p.tr, p.h_in - at.iy0), cols_in = min(p.tc, p.w_in - at.ix0);
     auto px_ok = [&](int m) { return (m >> p.tc_shift) < rows_in && (m & (p.tc - 1)) < cols_in; };
+    // Not unrolled: with the gathers unconditional the compiler hoists every k step's loads and spills.
 #pragma unroll 1
     for (int ks = 0; ks < kTilePx; ks += M::kK) {
       // A (rows k, columns pixels): this thread's pixel columns, their window origins and masks. Every A element
